@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from flask import flash, redirect, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import LoginManager
+
+from portal import db
+from portal.auth.models import User
+
+login_manager = LoginManager()
+
+
+def init_app(app) -> None:
+    login_manager.init_app(app)
+    login_manager.session_protection = None  # server-side sessions are regenerated at sign-in
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Sign in to continue.")
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def _load(user_id: str):
+        if not user_id.isdigit():
+            return None
+        user = db.session().get(User, int(user_id))
+        # A disabled account is signed out on its very next request.
+        if user is None or not user.active:
+            return None
+        return user

@@ -1,0 +1,139 @@
+"""Server-side, revocable sessions (CONVENTIONS §8).
+
+The cookie holds 32 random bytes; the database row is keyed by their SHA-256, so a leaked
+database does not yield live cookies. Idle and absolute timeouts are enforced here, a new
+id is issued at sign-in (``regenerate``), and ``revoke_user`` ends every session of a user.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+
+from flask import current_app, g
+from flask.sessions import SessionInterface, SessionMixin
+from sqlalchemy import delete, select
+from werkzeug.datastructures import CallbackDict
+
+from portal import db
+from portal.auth.models import UserSession
+from portal.db import utcnow
+
+COOKIE_NAME = "ttr_session"
+
+
+class ServerSession(CallbackDict, SessionMixin):
+    def __init__(self, initial=None, token: str | None = None, new: bool = True):
+        def on_update(s):
+            s.modified = True
+
+        super().__init__(initial, on_update)
+        self.token = token
+        self.new = new
+        self.modified = False
+        self.regenerate_requested = False
+        self.destroyed = False
+
+    def regenerate(self) -> None:
+        """Issue a new id (at sign-in and privilege changes); the old row is deleted."""
+        self.regenerate_requested = True
+        self.modified = True
+
+    def destroy(self) -> None:
+        self.clear()
+        self.destroyed = True
+        self.modified = True
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+class DatabaseSessionInterface(SessionInterface):
+    def open_session(self, app, request):
+        token = request.cookies.get(COOKIE_NAME)
+        if not token or len(token) > 100:
+            return ServerSession()
+        s = db.session()
+        row = s.get(UserSession, _digest(token))
+        if row is None:
+            return ServerSession()
+        now = utcnow()
+        cfg = app.config
+        if (now - row.last_seen_at > timedelta(minutes=cfg["SESSION_IDLE_MINUTES"])
+                or now - row.created_at > timedelta(hours=cfg["SESSION_ABSOLUTE_HOURS"])):
+            s.delete(row)
+            s.commit()
+            g.session_expired = row.user_id is not None
+            return ServerSession()
+        try:
+            data = json.loads(row.data)
+        except ValueError:
+            data = {}
+        sess = ServerSession(data, token=token, new=False)
+        g.session_row_created = row.created_at
+        return sess
+
+    def save_session(self, app, session: ServerSession, response):
+        s = db.session()
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        secure = app.config["SESSION_COOKIE_SECURE"]
+        if s.in_transaction():
+            # The view did not commit: whatever it did is discarded before we write.
+            s.rollback()
+        if session.destroyed or (not session and session.token and session.modified):
+            if session.token:
+                s.execute(delete(UserSession).where(UserSession.id == _digest(session.token)))
+                s.commit()
+            response.delete_cookie(COOKIE_NAME, domain=domain, path=path, secure=secure,
+                                   httponly=True, samesite="Lax")
+            return
+        if not session.modified and session.token is None:
+            return
+        now = utcnow()
+        user_id = session.get("_user_id")
+        user_id = int(user_id) if user_id is not None and str(user_id).isdigit() else None
+        payload = json.dumps(dict(session), separators=(",", ":"), default=str)
+        if session.token is None or session.regenerate_requested:
+            if session.token is not None:
+                s.execute(delete(UserSession).where(UserSession.id == _digest(session.token)))
+            session.token = secrets.token_urlsafe(32)
+            s.add(UserSession(id=_digest(session.token), user_id=user_id, created_at=now,
+                              last_seen_at=now, data=payload, source_ip=_client_ip()))
+        else:
+            row = s.get(UserSession, _digest(session.token))
+            if row is None:  # revoked during this request
+                s.commit()
+                response.delete_cookie(COOKIE_NAME, domain=domain, path=path, secure=secure,
+                                       httponly=True, samesite="Lax")
+                return
+            row.last_seen_at = now
+            row.data = payload
+            row.user_id = user_id
+        s.commit()
+        response.set_cookie(COOKIE_NAME, session.token, httponly=True, secure=secure,
+                            samesite="Lax", path=path, domain=domain)
+
+
+def _client_ip() -> str | None:
+    from flask import request
+
+    return request.remote_addr
+
+
+def revoke_user(session, user_id: int) -> int:
+    """End every session of a user (password, 2FA, role, clearance or account changes)."""
+    res = session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+    return res.rowcount or 0
+
+
+def purge_expired(session, idle: timedelta, absolute: timedelta) -> None:
+    now = utcnow()
+    session.execute(delete(UserSession).where(
+        (UserSession.last_seen_at < now - idle) | (UserSession.created_at < now - absolute)))
+
+
+def active_count(session, user_id: int) -> int:
+    return len(session.execute(select(UserSession.id).where(UserSession.user_id == user_id)).all())

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime, gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from portal import db
+from portal.access.policy import Action
+from portal.auth import services, totp
+from portal.auth.forms import CodeForm, EmptyForm, LoginForm, PasswordChangeForm, RecoveryForm
+from portal.auth.models import User
+from portal.auth.passwords import password_problems, verify_password
+from portal.core.guard import audit, guarded, public
+from portal.core.web import client_ip, safe_next, settings
+
+bp = Blueprint("auth", __name__)
+
+PENDING_SECONDS = 300
+
+
+def _throttled_message(retry_at) -> str:
+    minutes = max(1, int((retry_at.timestamp() - time.time() + 59) // 60))
+    return _("Too many failed attempts. Try again after %(time)s (in about %(n)d minutes).",
+             time=format_datetime(retry_at, "HH:mm"), n=minutes)
+
+
+def _start_pending(user: User, stage: str) -> None:
+    nxt = session.get("pending_next")
+    session.clear()
+    session.regenerate()
+    session["pending_user_id"] = user.id
+    session["pending_stage"] = stage
+    session["pending_since"] = time.time()
+    if nxt:
+        session["pending_next"] = nxt
+
+
+def _pending_user() -> User | None:
+    uid = session.get("pending_user_id")
+    since = session.get("pending_since", 0)
+    if uid is None or time.time() - since > PENDING_SECONDS:
+        return None
+    user = db.session().get(User, uid)
+    return user if user is not None and user.active else None
+
+
+def _finish(user: User, method: str):
+    nxt = session.get("pending_next") or request.args.get("next")
+    lang = session.get("lang")
+    session.clear()
+    session.regenerate()
+    if lang and not user.locale:
+        user.locale = lang
+    login_user(user)
+    services.signed_in(db.session(), user, client_ip(), method)
+    db.commit()
+    return redirect(safe_next(nxt, url_for("core.home")))
+
+
+@bp.route("/auth/login", methods=["GET", "POST"])
+@public
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("core.home"))
+    form = LoginForm()
+    if request.method == "GET" and request.args.get("next"):
+        session["pending_next"] = safe_next(request.args.get("next"), "")
+    error = None
+    if form.validate_on_submit():
+        s = db.session()
+        result = services.check_password(s, settings(), form.email.data, form.password.data, client_ip())
+        if result.status == "throttled":
+            error = _throttled_message(result.retry_at)
+            db.commit()
+            return render_template("auth/login.html", form=form, error=error), 429
+        if result.status == "failed":
+            db.commit()
+            error = _("The e-mail address or password is incorrect.")
+            return render_template("auth/login.html", form=form, error=error), 200
+        user = result.user
+        if result.status == "ok":
+            return _finish(user, "password")
+        db.commit()
+        _start_pending(user, result.status)
+        if result.status == "need_enrol":
+            return redirect(url_for("auth.enrol"))
+        return redirect(url_for("auth.second_factor"))
+    return render_template("auth/login.html", form=form, error=error)
+
+
+@bp.route("/auth/2fa", methods=["GET", "POST"])
+@public
+def second_factor():
+    user = _pending_user()
+    if user is None or session.get("pending_stage") != "need_totp":
+        flash(_("Your sign-in took too long. Sign in again."), "error")
+        return redirect(url_for("auth.login"))
+    use_recovery = request.args.get("recovery") == "1"
+    form = RecoveryForm() if use_recovery else CodeForm()
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        result = services.check_second_factor(db.session(), settings(), user, form.code.data, client_ip(),
+                                               recovery=use_recovery)
+        if result.status == "ok":
+            return _finish(user, "recovery_code" if use_recovery else "totp")
+        db.commit()
+        if result.status == "throttled":
+            error, status = _throttled_message(result.retry_at), 429
+        else:
+            error = _("The code is incorrect or has already been used. Enter the current code.") if not use_recovery \
+                else _("The recovery code is incorrect or has already been used.")
+    return render_template("auth/second_factor.html", form=form, error=error, recovery=use_recovery), status
+
+
+@bp.route("/auth/2fa/setup", methods=["GET", "POST"])
+@public
+def enrol():
+    """Enrolment for a user in the middle of signing in (mandatory for government roles)
+    or signed in and choosing to turn it on (optional for companies)."""
+    if current_user.is_authenticated:
+        user = current_user._get_current_object()
+        if user.totp_enabled:
+            return redirect(url_for("auth.account"))
+    else:
+        user = _pending_user()
+        if user is None or session.get("pending_stage") != "need_enrol":
+            flash(_("Your sign-in took too long. Sign in again."), "error")
+            return redirect(url_for("auth.login"))
+    secret = session.get("enrol_secret")
+    if not secret:
+        secret = totp.new_secret()
+        session["enrol_secret"] = secret
+    form = CodeForm()
+    error = None
+    if form.validate_on_submit():
+        codes = services.enrol_totp(db.session(), settings(), user, secret, form.code.data, client_ip())
+        if codes is None:
+            db.commit()
+            error = _("The code is incorrect. Check the time on your device and enter the current code.")
+        else:
+            session.pop("enrol_secret", None)
+            was_signed_in = current_user.is_authenticated
+            response = _finish(user, "totp_enrol")
+            # Shown once; never stored in clear.
+            return render_template("auth/recovery_codes.html", codes=codes,
+                                   next_url=response.location, first=not was_signed_in)
+    uri = totp.provisioning_uri(secret, user.email, settings().totp_issuer)
+    return render_template("auth/enrol.html", form=form, error=error, qr=totp.qr_svg(uri), secret=secret,
+                           mandatory=services.two_factor_required(user))
+
+
+@bp.route("/auth/logout", methods=["POST"])
+@public
+def logout():
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("core.home"))
+    if current_user.is_authenticated:
+        audit("auth.signout")
+        db.commit()
+        logout_user()
+    lang = session.get("lang")
+    session.clear()
+    session.regenerate()  # the old id is deleted server-side
+    if lang:
+        session["lang"] = lang
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET"])
+@guarded(Action.ACCOUNT_SELF)
+def account():
+    remaining = services.remaining_recovery_codes(db.session(), current_user) if current_user.totp_enabled else 0
+    return render_template("auth/account.html", form=PasswordChangeForm(), empty=EmptyForm(),
+                           remaining=remaining, mandatory=services.two_factor_required(current_user))
+
+
+@bp.route("/account/password", methods=["POST"])
+@guarded(Action.ACCOUNT_SELF)
+def change_password():
+    form = PasswordChangeForm()
+    user = current_user._get_current_object()
+    if form.validate_on_submit():
+        if not verify_password(form.current_password.data, user.password_hash):
+            form.current_password.errors.append(_("Your current password is incorrect."))
+            audit("account.password.change", outcome="failure", reason="bad_current_password")
+            db.commit()
+        else:
+            problems = password_problems(form.new_password.data, email=user.email, name=user.name)
+            if form.new_password.data != form.confirm_password.data:
+                form.confirm_password.errors.append(_("The passwords do not match."))
+            if problems:
+                form.new_password.errors.extend(problems)
+            if not form.errors:
+                services.set_password(db.session(), settings(), user, form.new_password.data, actor=user, ip=client_ip())
+                session.regenerate()
+                db.commit()
+                flash(_("Your password has been changed. Other sessions have been signed out."), "success")
+                return redirect(url_for("auth.account"))
+    remaining = services.remaining_recovery_codes(db.session(), user) if user.totp_enabled else 0
+    return render_template("auth/account.html", form=form, empty=EmptyForm(), remaining=remaining,
+                           mandatory=services.two_factor_required(user)), 400
+
+
+@bp.route("/account/2fa/disable", methods=["POST"])
+@guarded(Action.ACCOUNT_SELF)
+def disable_2fa():
+    form = EmptyForm()
+    user = current_user._get_current_object()
+    if form.validate_on_submit() and services.disable_totp(db.session(), user, client_ip()):
+        session.regenerate()
+        db.commit()
+        flash(_("Two-factor authentication has been turned off."), "success")
+    else:
+        flash(_("Two-factor authentication is required for your role and cannot be turned off."), "error")
+    return redirect(url_for("auth.account"))
+
+
+@bp.route("/account/recovery-codes", methods=["POST"])
+@guarded(Action.ACCOUNT_SELF)
+def new_recovery_codes():
+    form = EmptyForm()
+    user = current_user._get_current_object()
+    if not form.validate_on_submit() or not user.totp_enabled:
+        return redirect(url_for("auth.account"))
+    codes = services.replace_recovery_codes(db.session(), settings(), user)
+    audit("auth.2fa.recovery_codes.replace")
+    db.commit()
+    return render_template("auth/recovery_codes.html", codes=codes, next_url=url_for("auth.account"), first=False)

@@ -1,0 +1,131 @@
+"""Typed configuration read from ``PORTAL_*`` environment variables and the instance folder.
+
+Every setting is listed in README.md. There is deliberately no fallback secret: in
+production the portal refuses to start without one (CONVENTIONS §1).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in {"1", "true", "yes", "on"}:
+        return True
+    if v in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass
+class Settings:
+    env: str = "production"  # production | development | test
+    instance_path: Path = Path("instance")
+    secret_key: str | None = None
+    database_url: str | None = None
+    keyring_path: Path | None = None
+    audit_key_path: Path | None = None
+    demo: bool = False
+    base_url: str = "http://127.0.0.1:5000"
+    https: bool = False
+    behind_proxy: bool = False
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    argon2_memory_kib: int = 19456
+    argon2_iterations: int = 2
+    argon2_lanes: int = 1
+    login_max_failures_account: int = 5
+    login_max_failures_address: int = 20
+    login_window_minutes: int = 15
+    max_form_bytes: int = 2 * 1024 * 1024
+    invitation_days: int = 7
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    mail_from: str = "no-reply@ttr-portal.invalid"
+    totp_issuer: str = "TTR Portal"
+
+    ENV_PREFIX = "PORTAL_"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            key = cls.ENV_PREFIX + f.name.upper()
+            if key not in environ:
+                continue
+            raw = environ[key]
+            try:
+                values[f.name] = _convert(f.type, raw)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
+        values.update(overrides)
+        settings = cls(**values)
+        settings._resolve()
+        return settings
+
+    def _resolve(self) -> None:
+        if self.env not in {"production", "development", "test"}:
+            raise ConfigError(f"PORTAL_ENV must be production, development or test, not {self.env!r}")
+        self.instance_path = Path(self.instance_path).resolve()
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.instance_path / 'portal.db'}"
+        if self.keyring_path is None:
+            self.keyring_path = self.instance_path / "keyring.json"
+        if self.audit_key_path is None:
+            self.audit_key_path = self.instance_path / "audit-signing.pem"
+        if self.secret_key is None:
+            secret_file = self.instance_path / "secret_key"
+            if secret_file.exists():
+                self.secret_key = secret_file.read_text().strip() or None
+        if self.secret_key is not None and len(self.secret_key) < 32:
+            raise ConfigError("PORTAL_SECRET_KEY must be at least 32 characters")
+        for name in ("session_idle_minutes", "session_absolute_hours", "argon2_memory_kib",
+                     "argon2_iterations", "argon2_lanes", "login_max_failures_account",
+                     "login_max_failures_address", "login_window_minutes", "max_form_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"PORTAL_{name.upper()} must be positive")
+
+    def require_secret(self) -> str:
+        if not self.secret_key:
+            raise ConfigError(
+                "No secret key: set PORTAL_SECRET_KEY or run `portal init` to create "
+                f"{self.instance_path / 'secret_key'}. The portal does not start without one."
+            )
+        return self.secret_key
+
+    @property
+    def is_postgres(self) -> bool:
+        return str(self.database_url).startswith("postgresql")
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+
+def _convert(type_name: object, raw: str) -> object:
+    t = str(type_name)
+    if "bool" in t:
+        return _bool(raw)
+    if "int" in t:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"not an integer: {raw!r}") from None
+    if "Path" in t:
+        return Path(raw)
+    return raw
+
+
+def setting_names() -> list[str]:
+    """All environment variable names, for the README test."""
+    return [Settings.ENV_PREFIX + f.name.upper() for f in fields(Settings)]

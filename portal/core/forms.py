@@ -1,0 +1,63 @@
+"""Shared form pieces: server-side normalisation (DESIGN §10) and common validators."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms.validators import StopValidation, ValidationError
+
+_HYPHENS = re.compile("[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d\ufe63\u2043]")
+
+
+def normalise_code(value: str | None) -> str | None:
+    """NFKC for codes and numbers only: full-width digits, hyphen variants, commas and spaces."""
+    if value is None:
+        return None
+    v = unicodedata.normalize("NFKC", value)
+    v = _HYPHENS.sub("-", v)
+    return re.sub(r"[\s,]", "", v)
+
+
+def strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+def normalise_email_input(value: str | None) -> str | None:
+    if value is None:
+        return None
+    # Full-width ＠ and letters typed with an IME are the same address.
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+class Email:
+    def __init__(self, message=None):
+        self.message = message
+
+    def __call__(self, form, field):
+        if not field.data:
+            return
+        try:
+            validate_email(field.data, check_deliverability=False)
+        except EmailNotValidError:
+            raise ValidationError(self.message or _l("Enter an e-mail address in the correct format, like name@example.co.jp."))
+
+
+class Required:
+    """Like DataRequired, with a message that names the field (GOV.UK/DADS pattern)."""
+
+    field_flags = {"required": True}
+
+    def __init__(self, message):
+        self.message = message
+
+    def __call__(self, form, field):
+        if field.data is None or (isinstance(field.data, str) and not field.data.strip()) or field.data == []:
+            field.errors[:] = []
+            raise StopValidation(self.message)
+
+
+class BaseForm(FlaskForm):
+    pass

@@ -1,0 +1,37 @@
+"""Request safety: CSRF on every form and strict headers on every response (CONVENTIONS §9)."""
+from __future__ import annotations
+
+from flask import request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+
+def init_app(app) -> None:
+    csrf.init_app(app)
+
+    @app.after_request
+    def _headers(response):
+        h = response.headers
+        h["Content-Security-Policy"] = CSP
+        h["X-Content-Type-Options"] = "nosniff"
+        h["X-Frame-Options"] = "DENY"
+        h["Referrer-Policy"] = "same-origin"
+        h["Cross-Origin-Opener-Policy"] = "same-origin"
+        h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        if request.is_secure or app.config["SETTINGS"].https:
+            h["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+        signed_in = current_user.is_authenticated if current_user else False
+        if signed_in or request.endpoint not in {"static"}:
+            # Nothing a signed-in person sees may be kept by a browser or proxy.
+            if signed_in or "Cache-Control" not in h:
+                h["Cache-Control"] = "no-store"
+                h["Pragma"] = "no-cache"
+        return response

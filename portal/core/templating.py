@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask_babel import format_date, format_datetime, get_locale
+
+from portal.access.levels import Level, Role
+from portal.access.policy import Action
+from portal.core.guard import can
+
+
+def jdate(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return format_datetime(value, "long" if str(get_locale()) != "ja" else "yyyy年M月d日 H:mm")
+    return format_date(value, "long")
+
+
+def yen(amount) -> str:
+    return f"{int(amount):,}円" if str(get_locale()) == "ja" else f"¥{int(amount):,}"
+
+
+def init_app(app) -> None:
+    app.jinja_env.filters["jdate"] = jdate
+    app.jinja_env.filters["yen"] = yen
+    app.jinja_env.filters["role_label"] = lambda r: (Role.parse(r).label if Role.parse(r) else r)
+    app.jinja_env.filters["level_label"] = lambda l: (Level.parse(l).label if Level.parse(l) else l)
+
+    @app.context_processor
+    def _globals():
+        return {"can": can, "Action": Action, "settings": app.config["SETTINGS"],
+                "current_locale": str(get_locale())}

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import text
+
+from portal import db
+from portal.access.policy import Action
+from portal.auth.forms import EmptyForm
+from portal.core.guard import can, guarded, public
+from portal.core.i18n import LANGUAGES
+from portal.core.web import safe_next, settings
+
+bp = Blueprint("core", __name__)
+
+
+@bp.route("/")
+@public
+def home():
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return render_template("home.html")
+
+
+@bp.route("/language", methods=["POST"])
+@public
+def language():
+    form = EmptyForm()
+    back = safe_next(request.form.get("next"), url_for("core.home"))
+    lang = request.form.get("lang", "")
+    if not form.validate_on_submit():
+        return redirect(back)
+    if lang not in LANGUAGES:
+        flash(_("That language is not available. Choose 日本語 or English."), "error")
+        return redirect(back)
+    session["lang"] = lang
+    if current_user.is_authenticated:
+        current_user.locale = lang
+        db.commit()
+    return redirect(back)
+
+
+@bp.route("/healthz")
+@public
+def healthz():
+    status = {"database": "ok", "keyring": "ok"}
+    code = 200
+    try:
+        db.session().execute(text("SELECT 1"))
+        db.rollback()
+    except Exception:  # noqa: BLE001 - health is reported, not raised
+        status["database"] = "unavailable"
+        code = 503
+    from portal.keys import keyring_status
+
+    status["keyring"] = keyring_status(settings())
+    if status["keyring"] != "ok":
+        code = 503
+    status["status"] = "ok" if code == 200 else "degraded"
+    return jsonify(status), code

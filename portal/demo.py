@@ -1,0 +1,103 @@
+"""Demo data for a new user: a few organisations and one account per role.
+
+Refuses to run against a database that holds anything but demo data, so it can never
+mix invented accounts into a real installation.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import date, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.access import services as clearances
+from portal.admin.services import create_user
+from portal.auth import totp
+from portal.auth.models import User
+from portal.core.timeutil import today_jst
+from portal.db import utcnow
+from portal.orgs.models import Organisation
+from portal.orgs.services import create_organisation
+
+DEMO_DOMAIN = "demo.example"
+
+
+class DemoRefused(RuntimeError):
+    pass
+
+
+ORGS = [
+    # name, 法人番号, address, government
+    ("経済産業省 貿易経済安全保障局", "4000012090001", "東京都千代田区霞が関1-3-1", True),
+    ("株式会社サンプル電子", "1180301018771", "愛知県名古屋市中区三の丸3-1-2", False),
+    ("東和マテリアル株式会社", "7000012050002", "東京都千代田区丸の内1-1-1", False),
+]
+
+# role, e-mail local part, name, organisation index, level, compartments, totp
+ACCOUNTS = [
+    ("filer", "filer", "山田 太郎", 1, "confidential", ["T01", "T02", "T08"], False),
+    ("org_admin", "orgadmin", "佐藤 花子", 1, "confidential", ["T01", "T02", "T08"], False),
+    ("filer", "filer2", "鈴木 一郎", 2, "restricted", ["T14"], False),
+    ("reviewer", "reviewer", "高橋 健", 0, "confidential", ["T01", "T02", "T08", "T14"], True),
+    ("approver", "approver", "田中 美咲", 0, "csi", [f"T{n:02d}" for n in range(1, 20)], True),
+    ("auditor", "auditor", "伊藤 誠", 0, "confidential", [], True),
+    ("security_officer", "security", "渡辺 直子", 0, "csi", [], True),
+    ("admin", "admin", "中村 大輔", 0, "restricted", [], True),
+]
+
+
+def _is_demo_only(session: Session) -> bool:
+    non_demo = session.execute(
+        select(func.count()).select_from(User).where(~User.email.endswith("@" + DEMO_DOMAIN))
+    ).scalar_one()
+    return non_demo == 0
+
+
+def seed(session: Session) -> list[dict]:
+    if not _is_demo_only(session):
+        raise DemoRefused("this database holds real accounts; `portal demo` only seeds an empty or demo database")
+    if session.execute(select(User.id).limit(1)).first():
+        return []
+    settings = current_app.config["SETTINGS"]
+    orgs = []
+    for name, number, address, gov in ORGS:
+        org = create_organisation(session, name=name, number=number, address=address, is_government=gov)
+        orgs.append(org)
+    today = today_jst()
+    orgs[1].facility_clearance_from = today - timedelta(days=365)
+    orgs[1].facility_clearance_until = today + timedelta(days=4 * 365)
+    out = []
+    for role, local, name, org_i, level, comps, with_totp in ACCOUNTS:
+        password = secrets.token_urlsafe(12)
+        user = create_user(session, settings, email=f"{local}@{DEMO_DOMAIN}", name=name, role=role,
+                           org=orgs[org_i], password=password, actor=None)
+        clearances.grant(session, target=user, level=level, compartments=comps, expires_on=None,
+                         reason="デモ用の付与 / demo grant", actor=None, today=today)
+        secret = None
+        if with_totp:
+            secret = totp.new_secret()
+            user.totp_secret = secret
+            user.totp_enabled_at = utcnow()
+        out.append({"role": role, "email": user.email, "password": password, "totp": secret})
+    session.flush()
+    _write_accounts_file(settings, out)
+    return out
+
+
+def _write_accounts_file(settings, accounts: list[dict]) -> None:
+    """Keep the printed credentials where `make run` can show them again (0600, instance/)."""
+    import os
+
+    path = settings.instance_path / "demo-accounts.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(format_accounts(accounts))
+
+
+def format_accounts(accounts: list[dict]) -> str:
+    lines = ["Demo accounts (role, e-mail, password, TOTP secret where two-factor is on):"]
+    for a in accounts:
+        lines.append(f"  {a['role']:<17} {a['email']:<28} {a['password']:<18} {a.get('totp') or '-'}")
+    return "\n".join(lines) + "\n"
