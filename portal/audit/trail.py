@@ -33,11 +33,17 @@ HASHED_FIELDS = (
 
 
 def neutralise(value: str | None, limit: int = 200) -> str | None:
-    """CR/LF and other control characters cannot forge lines in any log or export."""
+    """CR/LF, other C0/C1 control characters and U+2028/U+2029 cannot forge lines in any log or export."""
     if value is None:
         return None
-    out = "".join(ch if ch >= " " and ch != "\x7f" else f"\\x{ord(ch):02x}" for ch in str(value))
+    out = "".join(f"\\x{ord(ch):02x}" if ch < " " or "\x7f" <= ch <= "\x9f"
+                  else f"\\u{ord(ch):04x}" if ch in _LINE_SEPARATORS else ch
+                  for ch in str(value))
     return out[:limit]
+
+
+# Unicode line breaks beyond C0/C1 controls (str.splitlines and many viewers honour them).
+_LINE_SEPARATORS = frozenset("\u2028\u2029")
 
 
 def format_time(ts: datetime) -> str:

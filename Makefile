@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make run` (set up and serve the demo) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 5000
+PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+export PORTAL_DEMO ?= 1
+
+.PHONY: run test test-sqlite test-postgres setup translations translations-update clean
+
+$(BIN)/portal: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/portal translations
+
+translations: $(BIN)/portal
+	$(BIN)/pybabel compile -q -d portal/translations
+
+run: setup
+	$(BIN)/portal init
+	$(BIN)/portal demo
+	PORT=$(PORT) $(BIN)/portal serve --port $(PORT)
+
+test: setup
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: setup
+	PORTAL_TEST_DATABASE=sqlite $(BIN)/pytest -n 2 -q
+
+test-postgres: setup
+	PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# After adding or changing user-facing strings: refresh the catalogues, then translate
+# every new entry in portal/translations/ja (a test fails while one is missing).
+translations-update: $(BIN)/portal
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location -o portal/translations/messages.pot .
+	$(BIN)/pybabel update -i portal/translations/messages.pot -d portal/translations --no-fuzzy-matching
