@@ -17,7 +17,7 @@ $(BIN)/portal: pyproject.toml
 setup: $(BIN)/portal translations
 
 translations: $(BIN)/portal
-	$(BIN)/pybabel compile -q -d portal/translations
+	$(BIN)/pybabel compile -d portal/translations 2>&1 | grep -v "^compiling" || true
 
 run: setup
 	$(BIN)/portal init

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.catalogue.models import Technology
+from portal.db import Base, utcnow
+from portal.orgs.models import Organisation
+
+
+class Report(Base):
+    """A prior report (事前報告). The working copy lives in ``draft``; what was submitted is
+    frozen in ``ReportVersion`` rows. The columns below are the labels and list keys of the
+    current content (technology, classification, destination, dates)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        Index("ix_reports_org_status", "organisation_id", "status"),
+        Index("ix_reports_status_submitted", "status", "submitted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(24), default="draft")
+    reference: Mapped[str | None] = mapped_column(String(20), unique=True)
+    technology_id: Mapped[int | None] = mapped_column(ForeignKey("technologies.id"), index=True)
+    classification: Mapped[str] = mapped_column(String(16), default="restricted")
+    destination_country: Mapped[str | None] = mapped_column(String(2))
+    planned_transfer_date: Mapped[date | None]
+    title: Mapped[str] = mapped_column(String(200), default="")
+    draft: Mapped[str] = mapped_column(Text, default="{}")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    version_count: Mapped[int] = mapped_column(default=0)
+
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+    technology: Mapped[Technology | None] = relationship(lazy="joined")
+
+    @property
+    def draft_data(self) -> dict:
+        return json.loads(self.draft or "{}")
+
+    def access_labels(self):
+        from portal.access.policy import Labels
+
+        return Labels(org_id=self.organisation_id, classification=self.classification,
+                      compartments=frozenset({self.technology.code}) if self.technology else frozenset())
+
+    def policy_target(self):
+        return self.access_labels()
+
+    @property
+    def audit_target(self) -> tuple[str, int]:
+        return ("report", self.id)
+
+
+class ReportVersion(Base):
+    """Submitted content, frozen. An amendment after a return is a new version."""
+
+    __tablename__ = "report_versions"
+    __table_args__ = (UniqueConstraint("report_id", "number", name="uq_report_versions_report_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    content: Mapped[str] = mapped_column(Text)
+    technology_id: Mapped[int] = mapped_column(ForeignKey("technologies.id"))
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    @property
+    def data(self) -> dict:
+        return json.loads(self.content)
+
+
+class ReportEvent(Base):
+    """The case history shown to people (the audit trail is the proof; this is the story)."""
+
+    __tablename__ = "report_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    transition: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class ReferenceCounter(Base):
+    """Gap-free numbering per kind and year: the row is locked in the submitting transaction,
+    so a rolled-back submission gives its number back."""
+
+    __tablename__ = "reference_counters"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    last: Mapped[int] = mapped_column(default=0)
+
+
+class GroupACountry(Base):
+    """輸出貿易管理令 別表第3 destinations, with listing periods (data, kept by an admin)."""
+
+    __tablename__ = "group_a_countries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), index=True)
+    listed_from: Mapped[date]
+    listed_until: Mapped[date | None]

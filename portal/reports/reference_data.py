@@ -1,0 +1,48 @@
+"""Countries (ISO 3166-1 alpha-2) and currencies (ISO 4217) with their names in Japanese and
+English, from Babel's CLDR data, so no hand-kept list drifts."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from babel import Locale
+from babel.numbers import list_currencies
+
+# CLDR territory codes that are not ISO 3166-1 countries.
+_NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "XK", "ZZ", "AC", "CP", "DG", "EA", "IC", "TA", "CQ"}
+
+
+@lru_cache(maxsize=4)
+def countries(locale: str) -> list[tuple[str, str]]:
+    names = Locale.parse(locale).territories
+    codes = sorted(c for c in names if len(c) == 2 and c.isalpha() and c not in _NOT_COUNTRIES)
+    en = Locale.parse("en").territories
+    return sorted(((c, names.get(c) or en.get(c, c)) for c in codes), key=lambda x: x[1])
+
+
+@lru_cache(maxsize=1)
+def country_codes() -> frozenset[str]:
+    return frozenset(c for c, _ in countries("en"))
+
+
+def country_name(code: str | None, locale: str) -> str:
+    if not code:
+        return ""
+    return dict(countries(locale)).get(code, code)
+
+
+# The currencies people actually contract in first; then every other ISO 4217 code.
+_COMMON = ["JPY", "USD", "EUR", "CNY", "KRW", "TWD", "GBP", "SGD", "THB", "VND", "INR", "HKD", "CHF"]
+
+
+@lru_cache(maxsize=4)
+def currencies(locale: str) -> list[tuple[str, str]]:
+    loc = Locale.parse(locale)
+    # Babel lists historic codes too; keep the ones CLDR still names in the locale.
+    all_codes = sorted(c for c in list_currencies() if c in loc.currencies)
+    ordered = _COMMON + [c for c in all_codes if c not in _COMMON]
+    return [(c, f"{c} – {loc.currencies.get(c, c)}") for c in ordered if c in all_codes]
+
+
+@lru_cache(maxsize=1)
+def currency_codes() -> frozenset[str]:
+    return frozenset(c for c, _ in currencies("en"))

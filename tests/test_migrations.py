@@ -1,0 +1,162 @@
+"""Migrations are the only way the schema changes (issue 2 item 5): on a fresh database head
+equals the models, downgrade-then-upgrade round-trips, constraint names follow the naming
+convention, and the catalogue is seeded."""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+import portal.models  # noqa: F401  (fills the metadata)
+from portal.catalogue.seed import SCHEME_START
+from portal.db import Base, make_engine
+from portal.migrate import config, downgrade, upgrade
+from tests.conftest import IS_PG, fresh_database_url
+
+
+@pytest.fixture
+def fresh_url(tmp_path_factory):
+    return fresh_database_url(tmp_path_factory, "mig")
+
+
+@pytest.fixture
+def engine_of():
+    engines = []
+
+    def make(url):
+        engines.append(make_engine(url))
+        return engines[-1]
+
+    yield make
+    for e in engines:
+        e.dispose()
+
+
+def _diff(engine) -> list:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(ctx, Base.metadata)
+
+
+def _tables(engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def _pg_triggers(engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_events'::regclass AND NOT tgisinternal"
+        )).scalars())
+
+
+def _pg_function_exists(engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT count(*) FROM pg_proc WHERE proname = 'audit_events_append_only'")).scalar_one() > 0
+
+
+def test_one_linear_history():
+    script = ScriptDirectory.from_config(config("sqlite://"))
+    assert len(script.get_heads()) == 1
+    assert len(script.get_bases()) == 1
+
+
+def test_fresh_database_is_empty_before_upgrade(fresh_url, engine_of):
+    engine = engine_of(fresh_url)
+    assert _tables(engine) == set()
+    # The comparison sees a difference when there is one (so an empty diff below means something).
+    kinds = {d[0] for d in _diff(engine) if isinstance(d, tuple)}
+    assert "add_table" in kinds
+
+
+def test_head_equals_models(fresh_url, engine_of):
+    upgrade(fresh_url)
+    engine = engine_of(fresh_url)
+    assert _diff(engine) == []
+    assert _tables(engine) == {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
+    with engine.connect() as conn:
+        head = ScriptDirectory.from_config(config(fresh_url)).get_current_head()
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == head
+
+
+def test_downgrade_to_base_then_upgrade_round_trips(fresh_url, engine_of):
+    upgrade(fresh_url)
+    downgrade(fresh_url, "base")
+    engine = engine_of(fresh_url)
+    assert _tables(engine) == {"alembic_version"}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 0
+    if IS_PG:
+        assert not _pg_function_exists(engine)
+
+    upgrade(fresh_url)
+    engine.dispose()
+    assert _diff(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM technologies")).scalar_one() == 19
+    if IS_PG:
+        assert _pg_triggers(engine) == {"audit_events_no_update_delete", "audit_events_no_truncate"}
+
+
+def test_catalogue_has_15_original_and_4_later_technologies(fresh_url, engine_of):
+    upgrade(fresh_url)
+    engine = engine_of(fresh_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT code, name_ja, name_en, effective_from, effective_until FROM technologies ORDER BY code"
+        )).all()
+    assert len(rows) == 19
+    assert [r.code for r in rows] == [f"T{n:02d}" for n in range(1, 20)]
+    assert all(r.name_ja and r.name_en and r.effective_until is None for r in rows)
+    dates = [date.fromisoformat(r.effective_from) if isinstance(r.effective_from, str) else r.effective_from
+             for r in rows]  # raw SQL on SQLite returns text
+    first, later = dates[:15], dates[15:]
+    assert set(first) == {SCHEME_START}
+    assert len(later) == 4 and min(later) > max(first)
+
+
+def _expected_names(table: sa.Table) -> dict[str, set[str]]:
+    uq = {f"uq_{table.name}_{next(iter(c.columns)).name}" for c in table.constraints
+          if isinstance(c, sa.UniqueConstraint)}
+    uq |= {f"uq_{table.name}_{c.name}" for c in table.columns if c.unique}
+    fk = {f"fk_{table.name}_{f.parent.name}_{f.column.table.name}" for f in table.foreign_keys}
+    return {"uq": uq, "fk": fk}
+
+
+def test_constraint_names_follow_the_naming_convention(fresh_url, engine_of):
+    upgrade(fresh_url)
+    insp = sa.inspect(engine_of(fresh_url))
+    checked = 0
+    for table in Base.metadata.sorted_tables:
+        name = table.name
+        assert insp.get_pk_constraint(name)["name"] == f"pk_{name}"
+        expected = _expected_names(table)
+        uniques = {u["name"] for u in insp.get_unique_constraints(name)}
+        assert uniques == expected["uq"], name
+        fks = {f["name"] for f in insp.get_foreign_keys(name)}
+        assert fks == expected["fk"], name
+        for fk_name in fks:
+            assert re.fullmatch(rf"fk_{name}_\w+", fk_name)
+        for ix in insp.get_indexes(name):
+            if ix.get("duplicates_constraint"):  # PostgreSQL lists a UNIQUE constraint's index too
+                continue
+            assert ix["name"].startswith("ix_"), (name, ix["name"])
+        checked += 1
+    assert checked == len(Base.metadata.sorted_tables) >= 10
+
+
+@pytest.mark.postgres_only
+def test_audit_triggers_exist_after_upgrade(fresh_url, engine_of):
+    upgrade(fresh_url)
+    engine = engine_of(fresh_url)
+    assert _pg_triggers(engine) == {"audit_events_no_update_delete", "audit_events_no_truncate"}
+    with engine.connect() as conn:
+        enabled = conn.execute(sa.text(
+            "SELECT bool_and(tgenabled = 'O') FROM pg_trigger "
+            "WHERE tgrelid = 'audit_events'::regclass AND NOT tgisinternal")).scalar_one()
+    assert enabled
