@@ -73,8 +73,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.admin.views import bp as admin_bp
     from portal.access.views import bp as access_bp
     from portal.audit.views import bp as audit_bp
+    from portal.reports.views import bp as reports_bp
+    from portal.catalogue.views import bp as catalogue_bp
 
-    for bp in (core_bp, auth_bp, orgs_bp, admin_bp, access_bp, audit_bp):
+    for bp in (core_bp, auth_bp, orgs_bp, admin_bp, access_bp, audit_bp, reports_bp, catalogue_bp):
         app.register_blueprint(bp)
 
     from portal.core import errors, templating

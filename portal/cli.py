@@ -125,6 +125,9 @@ def users_create(email, name, role, org_number, level, compartments, password_st
     org = s.execute(select(Organisation).where(Organisation.corporate_number == corporate_number.clean(org_number))).scalar_one_or_none()
     if org is None:
         raise click.BadParameter(f"no organisation with 法人番号 {org_number}", param_hint="--organisation")
+    # Never hold the database (on SQLite every transaction takes the write lock) while waiting
+    # for a person to type: end the lookup's transaction before reading the password.
+    s.rollback()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

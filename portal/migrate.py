@@ -17,7 +17,13 @@ def config(url: str) -> Config:
     return cfg
 
 
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
+    _ensure_sqlite_dir(url)
     command.upgrade(config(url), revision)
 
 

@@ -6,3 +6,4 @@ from portal.catalogue.models import Technology  # noqa: F401
 from portal.db import Base  # noqa: F401
 from portal.mail.models import OutboxMessage  # noqa: F401
 from portal.orgs.models import Organisation  # noqa: F401
+from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportVersion  # noqa: F401

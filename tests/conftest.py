@@ -18,7 +18,7 @@ TEST_DB = os.environ.get("PORTAL_TEST_DATABASE", "sqlite")
 IS_PG = TEST_DB.startswith("postgresql")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 # Tables that the migrations seed and tests must keep.
-KEEP = {"alembic_version", "technologies"}
+KEEP = {"alembic_version", "technologies", "group_a_countries"}
 
 
 def pytest_report_header(config):

@@ -164,7 +164,7 @@ def test_access_matrix(cell):
         checked += 1
         if outcome(d) != want:
             wrong.append(f"audit log {action}: expected {want}, policy said {outcome(d)} ({d.reason})")
-    assert checked == 27
+    assert checked == 26
     assert not wrong, "\n".join(wrong)
 
 

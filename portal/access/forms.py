@@ -15,6 +15,7 @@ class CheckboxesField(SelectMultipleField):
 
 class GrantForm(BaseForm):
     level = SelectField(_l("Clearance level"), choices=[(l.value, LEVEL_LABELS[l]) for l in Level],
+                        validate_choice=False,  # the service refuses unknown levels (and audits it)
                         validators=[Required(_l("Choose a clearance level."))],
                         description=_l("The highest classification the person may read."))
     compartments = CheckboxesField(_l("Compartments (designated technologies)"), choices=[], validate_choice=False,

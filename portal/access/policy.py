@@ -135,6 +135,8 @@ class Labels:
     compartments: frozenset[str]
     # For writes (rule 6): who reads the channel written into: "company" or "government".
     audience: str | None = None
+    # A draft is the company's working copy: nobody outside the organisation knows it exists.
+    draft: bool = False
 
 
 class Protected(Protocol):
@@ -230,6 +232,8 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         return _deny("unknown_classification")
     if role in COMPANY_ROLES and labels.org_id != subject.org_id:
         return _deny("other_organisation", conceal=True)
+    if labels.draft and role not in COMPANY_ROLES:
+        return _deny("draft", conceal=True)
     if level < classification:
         return _deny("clearance_level")
     if not labels.compartments <= subject.compartments:

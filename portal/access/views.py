@@ -24,6 +24,13 @@ from portal.orgs.models import Organisation
 bp = Blueprint("access", __name__, url_prefix="/security")
 
 
+def _refused(action: str, form, **target) -> None:
+    """A form refused before any service saw it (empty reason, malformed date…) is recorded
+    like any other refusal: bad input is audited, and nothing is changed."""
+    audit(action, outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)}, **target)
+    db.commit()
+
+
 def _technologies():
     return list(db.session().execute(select(Technology).order_by(Technology.code)).scalars())
 
@@ -87,6 +94,8 @@ def grant(obj: User):
             getattr(form, e.field or "level").errors.append(e.message)
             audit("clearance.grant", outcome="failure", reason=e.reason, target_type="user", target_id=obj.id)
             db.commit()
+    else:
+        _refused("clearance.grant", form, target_type="user", target_id=obj.id)
     return _render_user(obj, grant_form=form, status=400)
 
 
@@ -105,6 +114,8 @@ def revoke(obj: User):
             form.reason.errors.append(e.message)
             audit("clearance.revoke", outcome="failure", reason=e.reason, target_type="user", target_id=obj.id)
             db.commit()
+    else:
+        _refused("clearance.revoke", form, target_type="user", target_id=obj.id)
     return _render_user(obj, revoke_form=form, status=400)
 
 
@@ -133,5 +144,6 @@ def facility(obj: Organisation):
             db.commit()
             status = 400
     elif form.is_submitted():
+        _refused("org.facility_clearance.set", form, target_type="organisation", target_id=obj.id)
         status = 400
     return render_template("access/facility.html", org=obj, form=form, today=today_jst()), status

@@ -21,6 +21,12 @@ from portal.orgs.models import Organisation
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
+def _refused(action: str, form, **target) -> None:
+    """A form refused before any service saw it is recorded like any other refusal."""
+    audit(action, outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)}, **target)
+    db.commit()
+
+
 def _invite_form(formdata=None) -> AdminInviteForm:
     form = AdminInviteForm(formdata) if formdata is not None else AdminInviteForm()
     form.organisation_id.choices = [(o.id, o.name) for o in services.organisations(db.session())]
@@ -61,6 +67,8 @@ def invite():
             getattr(form, e.field or "email").errors.append(e.message)
             audit("org.member.invite", outcome="failure", reason=e.reason)
             db.commit()
+    else:
+        _refused("org.member.invite", form)
     return _render_users(form, 400)
 
 
@@ -93,6 +101,8 @@ def change_role(obj: User):
             form.role.errors.append(e.message)
             audit("account.role.change", outcome="failure", reason=e.reason, target_type="user", target_id=obj.id)
             db.commit()
+    else:
+        _refused("account.role.change", form, target_type="user", target_id=obj.id)
     return render_template("admin/user.html", target=obj, form=form, empty=EmptyForm()), 400
 
 
@@ -138,6 +148,7 @@ def organisations():
             db.commit()
             status = 400
     elif request.method == "POST":
+        _refused("org.create", form)
         status = 400
     return render_template("admin/organisations.html", orgs=services.organisations(s), form=form), status
 

@@ -7,6 +7,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from wtforms import DecimalField, IntegerField
 from wtforms.validators import StopValidation, ValidationError
 
 _HYPHENS = re.compile("[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d\ufe63\u2043]")
@@ -54,10 +55,27 @@ class Required:
         self.message = message
 
     def __call__(self, form, field):
-        if field.data is None or (isinstance(field.data, str) and not field.data.strip()) or field.data == []:
+        if field.data is None or field.data is False or (isinstance(field.data, str) and not field.data.strip()) or field.data == []:
             field.errors[:] = []
             raise StopValidation(self.message)
 
 
 class BaseForm(FlaskForm):
     pass
+
+
+def _normalise_amount_text(value: str) -> str:
+    v = normalise_code(value) or ""
+    return v.replace("円", "").replace("¥", "").replace("%", "")
+
+
+class AmountField(IntegerField):
+    """An integer typed any way a person types it: full-width digits, commas, 円."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata([_normalise_amount_text(v) for v in valuelist])
+
+
+class PercentField(DecimalField):
+    def process_formdata(self, valuelist):
+        super().process_formdata([_normalise_amount_text(v) for v in valuelist])

@@ -21,13 +21,32 @@ def yen(amount) -> str:
     return f"{int(amount):,}円" if str(get_locale()) == "ja" else f"¥{int(amount):,}"
 
 
+def _parse_date(v):
+    if isinstance(v, date):
+        return v
+    try:
+        return date.fromisoformat(str(v))
+    except ValueError:
+        return None
+
+
+def _status_label(status: str) -> str:
+    from portal.reports.states import STATUS_LABELS
+
+    return str(STATUS_LABELS.get(status, status))
+
+
 def init_app(app) -> None:
     app.jinja_env.filters["jdate"] = jdate
     app.jinja_env.filters["yen"] = yen
     app.jinja_env.filters["role_label"] = lambda r: (Role.parse(r).label if Role.parse(r) else r)
+    app.jinja_env.filters["isodate"] = lambda v: jdate(_parse_date(v)) if v else ""
+    app.jinja_env.filters["status_label"] = _status_label
     app.jinja_env.filters["level_label"] = lambda l: (Level.parse(l).label if Level.parse(l) else l)
 
     @app.context_processor
     def _globals():
-        return {"can": can, "Action": Action, "settings": app.config["SETTINGS"],
+        from portal.reports.content import FIELD_LABELS
+
+        return {"field_labels": FIELD_LABELS, "can": can, "Action": Action, "settings": app.config["SETTINGS"],
                 "current_locale": str(get_locale())}

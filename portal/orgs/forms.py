@@ -17,4 +17,5 @@ class InviteForm(BaseForm):
     role = SelectField(_l("Role"), choices=[(Role.FILER.value, ROLE_LABELS[Role.FILER]),
                                              (Role.ORG_ADMIN.value, ROLE_LABELS[Role.ORG_ADMIN])],
                        validators=[Required(_l("Choose a role."))],
+                       validate_choice=False,  # the service refuses other roles (and it is audited)
                        description=_l("Filers draft and submit reports; organisation administrators also manage members."))

@@ -55,6 +55,9 @@ def invite():
             getattr(form, e.field or "email").errors.append(e.message)
             audit("org.member.invite", outcome="failure", reason=e.reason)
             db.commit()
+    else:
+        audit("org.member.invite", outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)})
+        db.commit()
     return render_template("orgs/members.html", org=org, members=services.members(s, org.id),
                            invitations=services.pending_invitations(s, org.id), form=form, empty=EmptyForm()), 400
 

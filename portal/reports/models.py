@@ -50,7 +50,8 @@ class Report(Base):
         from portal.access.policy import Labels
 
         return Labels(org_id=self.organisation_id, classification=self.classification,
-                      compartments=frozenset({self.technology.code}) if self.technology else frozenset())
+                      compartments=frozenset({self.technology.code}) if self.technology else frozenset(),
+                      draft=self.status == "draft")
 
     def policy_target(self):
         return self.access_labels()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from babel import Locale
-from babel.numbers import list_currencies
+from babel.numbers import get_territory_currencies
 
 # CLDR territory codes that are not ISO 3166-1 countries.
 _NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "XK", "ZZ", "AC", "CP", "DG", "EA", "IC", "TA", "CQ"}
@@ -37,10 +37,18 @@ _COMMON = ["JPY", "USD", "EUR", "CNY", "KRW", "TWD", "GBP", "SGD", "THB", "VND",
 @lru_cache(maxsize=4)
 def currencies(locale: str) -> list[tuple[str, str]]:
     loc = Locale.parse(locale)
-    # Babel lists historic codes too; keep the ones CLDR still names in the locale.
-    all_codes = sorted(c for c in list_currencies() if c in loc.currencies)
+    all_codes = sorted(_current_currencies())
     ordered = _COMMON + [c for c in all_codes if c not in _COMMON]
     return [(c, f"{c} – {loc.currencies.get(c, c)}") for c in ordered if c in all_codes]
+
+
+@lru_cache(maxsize=1)
+def _current_currencies() -> frozenset[str]:
+    """Legal tender somewhere today (CLDR also lists historic and fund codes; those are not offered)."""
+    codes: set[str] = set()
+    for territory in country_codes():
+        codes.update(get_territory_currencies(territory, tender=True))
+    return frozenset(codes)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,67 @@
+"""The designated-technology catalogue: data with effective dates, kept by an admin."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.audit.trail import record
+from portal.catalogue.models import Technology
+from portal.core.service import ServiceError
+
+
+def all_entries(session: Session) -> list[Technology]:
+    return list(session.execute(select(Technology).order_by(Technology.code)).scalars())
+
+
+def usage(session: Session) -> dict[int, int]:
+    from portal.reports.models import Report
+
+    rows = session.execute(select(Report.technology_id, func.count()).group_by(Report.technology_id)).all()
+    return {tid: n for tid, n in rows if tid is not None}
+
+
+def add(session: Session, *, code: str, name_ja: str, name_en: str, effective_from: date, actor, ip) -> Technology:
+    code = (code or "").strip().upper()
+    if not code or len(code) > 32:
+        raise ServiceError(_("Enter a code of at most 32 characters, for example T20."), field="code", reason="bad_code")
+    if session.execute(select(Technology.id).where(Technology.code == code)).first():
+        raise ServiceError(_("An entry with this code already exists."), field="code", reason="duplicate_code")
+    t = Technology(code=code, name_ja=name_ja.strip(), name_en=name_en.strip(), effective_from=effective_from)
+    session.add(t)
+    session.flush()
+    record(session, "catalogue.add", actor=actor, source_ip=ip, target_type="technology", target_id=t.code,
+           details={"effective_from": effective_from.isoformat()})
+    return t
+
+
+def update(session: Session, t: Technology, *, name_ja: str, name_en: str, effective_until: date | None, actor, ip) -> None:
+    if effective_until is not None and effective_until < t.effective_from:
+        raise ServiceError(_("The end date cannot be before the start date."), field="effective_until",
+                           reason="end_before_start")
+    changes = {}
+    if (name_ja.strip(), name_en.strip()) != (t.name_ja, t.name_en):
+        changes["renamed"] = True
+    if effective_until != t.effective_until:
+        changes["effective_until"] = effective_until.isoformat() if effective_until else None
+    t.name_ja, t.name_en, t.effective_until = name_ja.strip(), name_en.strip(), effective_until
+    record(session, "catalogue.update", actor=actor, source_ip=ip, target_type="technology", target_id=t.code,
+           details=changes)
+
+
+def delete(session: Session, t: Technology, *, actor, ip) -> None:
+    """Only an entry nothing refers to: no report, no version, no clearance compartment."""
+    from portal.access.models import clearance_compartments
+    from portal.reports.models import Report, ReportVersion
+
+    used = (session.execute(select(Report.id).where(Report.technology_id == t.id).limit(1)).first()
+            or session.execute(select(ReportVersion.id).where(ReportVersion.technology_id == t.id).limit(1)).first()
+            or session.execute(select(clearance_compartments.c.clearance_id)
+                               .where(clearance_compartments.c.technology_id == t.id).limit(1)).first())
+    if used:
+        raise ServiceError(_("This entry is used by reports or clearances and cannot be deleted. End-date it instead."),
+                           reason="in_use")
+    record(session, "catalogue.delete", actor=actor, source_ip=ip, target_type="technology", target_id=t.code)
+    session.delete(t)

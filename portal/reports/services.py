@@ -1,0 +1,352 @@
+"""Prior reports: drafts, the scheme's validation, the state machine, references and versions.
+Views parse and render; every rule about a report is here."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from portal.access.levels import Level
+from portal.access.policy import Action, Subject, decide
+from portal.audit.trail import record
+from portal.auth.models import User
+from portal.calendar import add_business_days, is_business_day
+from portal.catalogue.models import Technology
+from portal.core.service import ServiceError
+from portal.db import utcnow
+from portal.reports import content as C
+from portal.reports import states as S
+from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportVersion
+from portal.reports.reference_data import country_codes, currency_codes
+
+MAX_TEXT = 10000
+
+
+class Refused(ServiceError):
+    """A transition or action the policy or the state machine refuses."""
+
+    def __init__(self, message: str, reason: str, conceal: bool = False):
+        super().__init__(message, reason=reason)
+        self.conceal = conceal
+
+
+def _ask(subject: Subject, action: Action, report: Report, today: date) -> None:
+    d = decide(subject, action, report, today=today)
+    if not d.allowed:
+        raise Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
+
+
+# ------------------------------------------------------------------ catalogue and Group A
+
+def technologies_in_force(session: Session, on: date) -> list[Technology]:
+    return list(session.execute(
+        select(Technology).where(Technology.effective_from <= on,
+                                 or_(Technology.effective_until.is_(None), Technology.effective_until >= on))
+        .order_by(Technology.code)).scalars())
+
+
+def technology_by_code(session: Session, code: str | None) -> Technology | None:
+    if not code:
+        return None
+    return session.execute(select(Technology).where(Technology.code == code)).scalar_one_or_none()
+
+
+def is_group_a(session: Session, country: str | None, on: date) -> bool:
+    if not country:
+        return False
+    return session.execute(
+        select(GroupACountry.id).where(GroupACountry.country == country, GroupACountry.listed_from <= on,
+                                       or_(GroupACountry.listed_until.is_(None), GroupACountry.listed_until >= on))
+        .limit(1)).first() is not None
+
+
+# ------------------------------------------------------------------ drafts
+
+def create_draft(session: Session, *, subject: Subject, actor: User, today: date, ip: str | None) -> Report:
+    from portal.access.policy import OrgTarget
+
+    d = decide(subject, Action.REPORT_CREATE, OrgTarget(actor.organisation_id), today=today)
+    if not d.allowed:
+        raise Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
+    r = Report(organisation_id=actor.organisation_id, created_by_id=actor.id, status=S.DRAFT,
+               draft=json.dumps({"contact_name": actor.name, "contact_email": actor.email}, ensure_ascii=False))
+    session.add(r)
+    session.flush()
+    _history(session, r, actor, "create", S.DRAFT, S.DRAFT, None)
+    record(session, "report.create", actor=actor, source_ip=ip, target_type="report", target_id=r.id,
+           org_id=r.organisation_id)
+    return r
+
+
+def validate_step(session: Session, step: str, values: dict, *, today: date, draft: dict) -> C.Findings:
+    """The scheme's rules for one step's values (already parsed by the form)."""
+    f = C.Findings()
+    if step == "technology":
+        tech = technology_by_code(session, values.get("technology"))
+        if tech is None or not tech.in_force(today):
+            f.errors["technology"] = _("Choose a designated technology from the list.")
+        if values.get("transfer_form") not in C.TRANSFER_FORMS:
+            f.errors["transfer_form"] = _("Choose the form of transfer from the list.")
+        if values.get("classification") not in C.FILER_CLASSIFICATIONS:
+            f.errors["classification"] = _("Choose a classification from the list.")
+    elif step == "counterparty":
+        if values.get("counterparty_country") not in country_codes():
+            f.errors["counterparty_country"] = _("Choose a country from the list.")
+        rel = values.get("counterparty_relation")
+        if rel not in C.RELATIONS:
+            f.errors["counterparty_relation"] = _("Choose the relation from the list.")
+        share = values.get("shareholding")
+        if rel in C.RELATIONS_WITH_SHAREHOLDING and share is None:
+            f.errors["shareholding"] = _("Enter your shareholding in the subsidiary or joint venture, from 0 to 100.")
+    elif step == "transfer":
+        if values.get("destination_country") not in country_codes():
+            f.errors["destination_country"] = _("Choose a country from the list.")
+        if values.get("currency") not in currency_codes():
+            f.errors["currency"] = _("Choose a currency from the list.")
+        contract, transfer = C.parse_date(values.get("contract_date")), C.parse_date(values.get("transfer_date"))
+        if contract and transfer and transfer < contract:
+            f.errors["transfer_date"] = _("The transfer cannot be planned before the contract date.")
+        if transfer and transfer < today + timedelta(days=C.TARGET_DAYS_BEFORE_TRANSFER) and "transfer_date" not in f.errors:
+            f.warnings["transfer_date"] = _(
+                "The transfer is planned less than %(n)d days from today. Reports are due in principle %(n)d days before the transfer; you can still submit.",
+                n=C.TARGET_DAYS_BEFORE_TRANSFER)
+        dest = values.get("destination_country")
+        if "destination_country" not in f.errors and is_group_a(session, dest, transfer or today):
+            f.warnings["destination_country"] = _(
+                "This destination is a Group A country (輸出貿易管理令 別表第3): transfers there are outside the scheme and need no prior report. Tick the box below to continue anyway.")
+            if not values.get("group_a_confirmed"):
+                f.errors["group_a_confirmed"] = _("Confirm that you want to report a transfer to a Group A country, or change the destination.")
+    elif step == "measures":
+        bad = [m for m in values.get("measures") or [] if m not in C.MEASURES]
+        if bad or not values.get("measures"):
+            f.errors["measures"] = _("Tick at least one management measure from the list.")
+    for k, v in values.items():
+        if isinstance(v, str) and len(v) > MAX_TEXT:
+            f.errors[k] = _("Enter at most %(n)d characters.", n=MAX_TEXT)
+    return f
+
+
+def save_step(session: Session, report: Report, step: str, values: dict, *, subject: Subject, actor: User,
+              today: date, ip: str | None) -> C.Findings:
+    """Validate and save one step into the draft. Nothing is saved when there are errors."""
+    if step not in C.STEPS:
+        raise ServiceError(_("That page does not exist."), reason="unknown_step")
+    _ask(subject, Action.REPORT_EDIT, report, today)
+    if report.status not in (S.DRAFT, S.RETURNED):
+        raise Refused(_("This report has been submitted and can no longer be changed."), reason="not_editable")
+    data = report.draft_data
+    findings = validate_step(session, step, values, today=today, draft=data)
+    if findings.errors:
+        return findings
+    for name in C.STEP_FIELDS[step]:
+        if name in values:
+            data[name] = values[name]
+    if step == "counterparty" and values.get("counterparty_relation") not in C.RELATIONS_WITH_SHAREHOLDING:
+        data["shareholding"] = None
+    _apply_labels(session, report, data)
+    report.draft = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    report.updated_at = utcnow()
+    record(session, "report.draft.save", actor=actor, source_ip=ip, target_type="report", target_id=report.id,
+           org_id=report.organisation_id, case_ref=report.reference, details={"step": step})
+    return findings
+
+
+def _apply_labels(session: Session, report: Report, data: dict) -> None:
+    tech = technology_by_code(session, data.get("technology"))
+    if tech is not None:
+        report.technology_id = tech.id
+        report.technology = tech
+    if data.get("classification") in C.FILER_CLASSIFICATIONS:
+        report.classification = data["classification"]
+    report.destination_country = data.get("destination_country")
+    report.planned_transfer_date = C.parse_date(data.get("transfer_date"))
+    report.title = (data.get("counterparty_name") or "")[:200]
+
+
+def check_for_submission(session: Session, report: Report, today: date) -> C.Findings:
+    data = report.draft_data
+    f = C.Findings(incomplete_steps=C.missing_steps(data))
+    for step in C.STEPS:
+        sub = validate_step(session, step, {k: data.get(k) for k in C.STEP_FIELDS[step]}, today=today, draft=data)
+        if step not in f.incomplete_steps:
+            f.errors.update(sub.errors)
+        f.warnings.update(sub.warnings)
+    return f
+
+
+# ------------------------------------------------------------------ transitions
+
+def transition(session: Session, report: Report, name: str, *, subject: Subject, actor: User, today: date,
+               ip: str | None, comment: str | None = None) -> Report:
+    t = S.TRANSITIONS.get(name)
+    if t is None:
+        raise Refused(_("This action does not exist."), reason="unknown_transition")
+    _ask(subject, t.permission, report, today)
+    # Re-read the status under a write lock so that two clicks or two people cannot both move it.
+    _lock_report(session, report)
+    if report.status not in t.sources:
+        raise Refused(_("This cannot be done while the report is “%(status)s”.",
+                        status=S.STATUS_LABELS.get(report.status, report.status)), reason="illegal_transition")
+    comment = (comment or "").strip() or None
+    if t.needs_comment and not comment:
+        raise ServiceError(_("Enter a reason."), field="comment", reason="comment_missing")
+    if comment and len(comment) > MAX_TEXT:
+        raise ServiceError(_("Enter at most %(n)d characters.", n=MAX_TEXT), field="comment", reason="too_long")
+    source = report.status
+    if name in ("submit", "resubmit"):
+        _freeze_version(session, report, actor=actor, today=today)
+    if name == "take":
+        report.assignee_id = actor.id
+    if name == "return":
+        report.draft = _latest_content(session, report)
+    report.status = t.target
+    report.updated_at = utcnow()
+    _history(session, report, actor, name, source, t.target, comment)
+    record(session, f"report.{name}", actor=actor, source_ip=ip, target_type="report", target_id=report.id,
+           org_id=report.organisation_id, case_ref=report.reference,
+           details={"from": source, "to": t.target, "version": report.version_count})
+    session.flush()
+    return report
+
+
+def _lock_report(session: Session, report: Report) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Report.id).where(Report.id == report.id).with_for_update())
+    session.refresh(report, attribute_names=["status", "version_count", "reference", "draft"])
+
+
+def _freeze_version(session: Session, report: Report, *, actor: User, today: date) -> None:
+    findings = check_for_submission(session, report, today)
+    if findings.incomplete_steps or findings.errors:
+        raise ServiceError(_("The report is not complete. Check the pages marked below."), reason="incomplete")
+    data = report.draft_data
+    tech = technology_by_code(session, data.get("technology"))
+    if tech is None or not tech.in_force(today):
+        raise ServiceError(_("The designated technology chosen is not in force on the filing date. Choose another."),
+                           field="technology", reason="technology_not_in_force")
+    if report.reference is None:
+        report.reference = next_reference(session, "TTR", today.year, width=6)
+    report.version_count += 1
+    report.submitted_at = utcnow()
+    report.technology_id = tech.id
+    session.add(ReportVersion(report_id=report.id, number=report.version_count,
+                              content=json.dumps(data, ensure_ascii=False, sort_keys=True),
+                              technology_id=tech.id, submitted_by_id=actor.id))
+
+
+def next_reference(session: Session, kind: str, year: int, *, width: int) -> str:
+    """``KIND-YYYY-NNNN…``: gap-free per year. The counter row stays locked until the
+    transaction ends, so concurrent submitters queue and a rollback returns the number."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(pg_insert(ReferenceCounter).values(kind=kind, year=year, last=0)
+                        .on_conflict_do_nothing(index_elements=["kind", "year"]))
+        n = session.execute(
+            update(ReferenceCounter).where(ReferenceCounter.kind == kind, ReferenceCounter.year == year)
+            .values(last=ReferenceCounter.last + 1).returning(ReferenceCounter.last)).scalar_one()
+    else:  # SQLite: the transaction already holds the write lock (BEGIN IMMEDIATE)
+        row = session.get(ReferenceCounter, (kind, year))
+        if row is None:
+            row = ReferenceCounter(kind=kind, year=year, last=0)
+            session.add(row)
+        row.last += 1
+        session.flush()
+        n = row.last
+    return f"{kind}-{year}-{n:0{width}d}"
+
+
+def _latest_content(session: Session, report: Report) -> str:
+    v = session.execute(select(ReportVersion).where(ReportVersion.report_id == report.id)
+                        .order_by(ReportVersion.number.desc()).limit(1)).scalar_one_or_none()
+    return v.content if v else report.draft
+
+
+def _history(session, report, actor, name, source, target, comment) -> None:
+    session.add(ReportEvent(report_id=report.id, actor_id=actor.id if actor else None, transition=name,
+                            from_status=source, to_status=target, comment=comment))
+
+
+# ------------------------------------------------------------------ reading
+
+def versions(session: Session, report: Report) -> list[ReportVersion]:
+    return list(session.execute(select(ReportVersion).where(ReportVersion.report_id == report.id)
+                                .order_by(ReportVersion.number)).scalars())
+
+
+def version(session: Session, report: Report, number: int) -> ReportVersion | None:
+    return session.execute(select(ReportVersion).where(ReportVersion.report_id == report.id,
+                                                       ReportVersion.number == number)).scalar_one_or_none()
+
+
+def history(session: Session, report: Report) -> list[tuple[ReportEvent, str | None]]:
+    rows = session.execute(
+        select(ReportEvent, User.name).outerjoin(User, User.id == ReportEvent.actor_id)
+        .where(ReportEvent.report_id == report.id).order_by(ReportEvent.at, ReportEvent.id)).all()
+    return [(e, name) for e, name in rows]
+
+
+def next_deadline(report: Report, today: date) -> tuple[str, date] | None:
+    """What is due next, on the government calendar: for an unsent report the target filing
+    date (the business day on or before 30 days ahead of the transfer)."""
+    if report.status in (S.DRAFT, S.RETURNED) and report.planned_transfer_date:
+        d = report.planned_transfer_date - timedelta(days=C.TARGET_DAYS_BEFORE_TRANSFER)
+        while not is_business_day(d):
+            d -= timedelta(days=1)
+        return ("file_by", d)
+    if report.status in (S.SUBMITTED, S.UNDER_REVIEW, S.AWAITING) and report.planned_transfer_date:
+        return ("transfer", report.planned_transfer_date)
+    return None
+
+
+@dataclass
+class Page:
+    items: list[Report]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def org_reports(session: Session, org_id: int, *, status: str | None, technology: str | None, page: int,
+                per_page: int = 50) -> Page:
+    cond = [Report.organisation_id == org_id]
+    if status in S.STATUS_LABELS:
+        cond.append(Report.status == status)
+    if technology:
+        cond.append(Report.technology.has(Technology.code == technology))
+    return _page(session, and_(*cond), page, per_page, Report.updated_at.desc())
+
+
+def visible_to_government(subject: Subject):
+    """The SQL form of the policy's content rules for a government case worker: what
+    ``decide(subject, REPORT_VIEW, report)`` allows, so lists never show what a click would
+    deny (the view still asks the policy for every row it renders)."""
+    levels = [l.value for l in Level if Level.parse(subject.clearance_level or "") and l <= Level(subject.clearance_level)]
+    return and_(Report.status != S.DRAFT, Report.classification.in_(levels),
+                Report.technology.has(Technology.code.in_(sorted(subject.compartments))))
+
+
+def government_reports(session: Session, subject: Subject, *, status: str | None, technology: str | None,
+                       page: int, per_page: int = 50) -> Page:
+    cond = [visible_to_government(subject)]
+    if status in S.STATUS_LABELS and status != S.DRAFT:
+        cond.append(Report.status == status)
+    if technology:
+        cond.append(Report.technology.has(Technology.code == technology))
+    return _page(session, and_(*cond), page, per_page, Report.submitted_at.desc())
+
+
+def _page(session, where, page: int, per_page: int, order) -> Page:
+    total = session.execute(select(func.count()).select_from(Report).where(where)).scalar_one()
+    page = max(1, min(page, max(1, -(-total // per_page))))
+    items = list(session.execute(select(Report).where(where).order_by(order, Report.id.desc())
+                                 .limit(per_page).offset((page - 1) * per_page)).scalars())
+    return Page(items, total, page, per_page)

@@ -1,0 +1,280 @@
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale, gettext as _
+from flask_login import current_user
+
+from portal import db
+from portal.access.policy import Action
+from portal.auth.forms import EmptyForm
+from portal.core.guard import audit, authorize_object, current_subject, guarded
+from portal.core.service import ServiceError
+from portal.core.timeutil import today_jst
+from portal.core.web import client_ip
+from portal.reports import content as C
+from portal.reports import services, states as S
+from portal.reports.forms import STEP_FORMS, SubmitForm, WithdrawForm, to_values
+from portal.reports.models import Report
+from portal.reports.reference_data import countries, country_name, currencies
+
+bp = Blueprint("reports", __name__)
+
+
+def _load(report_id: int, **_url_args) -> Report | None:
+    return db.session().get(Report, report_id)
+
+
+def _locale() -> str:
+    return str(get_locale())
+
+
+def _refused(e: services.Refused, report: Report | None):
+    db.rollback()
+    audit("access.denied" if e.reason not in ("illegal_transition", "not_editable", "unknown_transition") else "report.refused",
+          outcome="denied", reason=e.reason, target_type="report", target_id=report.id if report else None,
+          case_ref=report.reference if report else None)
+    db.commit()
+    if e.conceal:
+        abort(404)
+    if e.reason in ("illegal_transition", "not_editable"):
+        flash(e.message, "error")
+        return redirect(url_for("reports.show", report_id=report.id))
+    abort(403)
+
+
+def _display(data: dict) -> dict:
+    """Human-readable values for the summary and the receipt."""
+    loc = _locale()
+    tech = services.technology_by_code(db.session(), data.get("technology"))
+    return {
+        "technology": f"{tech.code} {tech.name(loc)}" if tech else "",
+        "transfer_form": str(C.TRANSFER_FORMS.get(data.get("transfer_form"), "")),
+        "counterparty_country": country_name(data.get("counterparty_country"), loc),
+        "destination_country": country_name(data.get("destination_country"), loc),
+        "counterparty_relation": str(C.RELATIONS.get(data.get("counterparty_relation"), "")),
+        "measures": [str(C.MEASURES[m]) for m in data.get("measures") or [] if m in C.MEASURES],
+    }
+
+
+# ---------------------------------------------------------------- company side
+
+@bp.route("/reports")
+@guarded(Action.REPORT_LIST)
+def index():
+    s = db.session()
+    status = request.args.get("status") or None
+    tech = (request.args.get("technology") or "")[:32] or None
+    page_no = request.args.get("page", 1, type=int) or 1
+    if current_user.role_enum.is_company:
+        page = services.org_reports(s, current_user.organisation_id, status=status, technology=tech, page=page_no)
+        template = "reports/index.html"
+    else:
+        page = services.government_reports(s, current_subject(), status=status, technology=tech, page=page_no)
+        template = "reports/queue.html"
+    today = today_jst()
+    rows = [(r, services.next_deadline(r, today)) for r in page.items]
+    # Every row shown is one the policy allows (the SQL filter mirrors it; this proves it).
+    rows = [(r, d) for r, d in rows if services.decide(current_subject(), Action.REPORT_VIEW, r, today=today).allowed]
+    return render_template(template, page=page, rows=rows, status=status, technology=tech,
+                           statuses=S.STATUS_LABELS, technologies=services.technologies_in_force(s, today),
+                           country_name=lambda c: country_name(c, _locale()), today=today, empty=EmptyForm())
+
+
+@bp.route("/reports/new", methods=["POST"])
+@guarded(Action.REPORT_LIST)
+def new():
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        r = services.create_draft(db.session(), subject=current_subject(), actor=current_user, today=today_jst(),
+                                  ip=client_ip())
+    except services.Refused as e:
+        return _refused(e, None)
+    db.commit()
+    return redirect(url_for("reports.edit", report_id=r.id, step=C.STEPS[0]))
+
+
+def _step_form(step: str, report: Report, formdata=None):
+    form_cls = STEP_FORMS[step]
+    form = form_cls(formdata=formdata) if formdata is not None else form_cls(data=_form_data(step, report))
+    loc = _locale()
+    if step == "technology":
+        form.technology.choices = [("", _("Choose…"))] + [
+            (t.code, f"{t.code} {t.name(loc)}") for t in services.technologies_in_force(db.session(), today_jst())]
+    if step == "counterparty":
+        form.counterparty_country.choices = [("", _("Choose…"))] + countries(loc)
+    if step == "transfer":
+        form.destination_country.choices = [("", _("Choose…"))] + countries(loc)
+        form.currency.choices = [("", _("Choose…"))] + currencies(loc)
+    return form
+
+
+def _form_data(step: str, report: Report) -> dict:
+    data = report.draft_data
+    out = {}
+    for name in C.STEP_FIELDS[step]:
+        v = data.get(name)
+        if name in ("contract_date", "transfer_date"):
+            v = C.parse_date(v)
+        out[name] = v
+    return out
+
+
+@bp.route("/reports/<int:report_id>/edit/<step>", methods=["GET", "POST"])
+@guarded(Action.REPORT_EDIT, load=_load)
+def edit(obj: Report):
+    step = request.view_args["step"]
+    if step not in C.STEPS:
+        abort(404)
+    if obj.status not in (S.DRAFT, S.RETURNED):
+        flash(_("This report has been submitted and can no longer be changed."), "error")
+        return redirect(url_for("reports.show", report_id=obj.id))
+    form = _step_form(step, obj, request.form if request.method == "POST" else None)
+    findings = C.Findings()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                findings = services.save_step(db.session(), obj, step, to_values(step, form), subject=current_subject(),
+                                              actor=current_user, today=today_jst(), ip=client_ip())
+            except services.Refused as e:
+                return _refused(e, obj)
+            if not findings.errors:
+                db.commit()
+                if request.form.get("save_only"):
+                    flash(_("Your draft has been saved."), "success")
+                    return redirect(url_for("reports.index"))
+                nxt = C.STEPS.index(step) + 1
+                if request.args.get("back") == "check" or nxt >= len(C.STEPS):
+                    return redirect(url_for("reports.check", report_id=obj.id))
+                return redirect(url_for("reports.edit", report_id=obj.id, step=C.STEPS[nxt]))
+            db.rollback()
+            for name, message in findings.errors.items():
+                if hasattr(form, name):
+                    getattr(form, name).errors = list(getattr(form, name).errors) + [message]
+        status = 400
+    elif step == "transfer":
+        findings = services.validate_step(db.session(), step, _form_data_raw(obj, step), today=today_jst(),
+                                          draft=obj.draft_data)
+        findings.errors = {}
+    return render_template("reports/step.html", report=obj, form=form, step=step, steps=C.STEPS,
+                           titles=C.STEP_TITLES, warnings=findings.warnings), status
+
+
+def _form_data_raw(report: Report, step: str) -> dict:
+    data = report.draft_data
+    return {k: data.get(k) for k in C.STEP_FIELDS[step]}
+
+
+@bp.route("/reports/<int:report_id>/check", methods=["GET", "POST"])
+@guarded(Action.REPORT_EDIT, load=_load)
+def check(obj: Report):
+    s = db.session()
+    if obj.status not in (S.DRAFT, S.RETURNED):
+        if obj.status == S.SUBMITTED and obj.reference:
+            # A second click on 送信: the first one went through.
+            return redirect(url_for("reports.done", report_id=obj.id))
+        return redirect(url_for("reports.show", report_id=obj.id))
+    form = SubmitForm()
+    today = today_jst()
+    findings = services.check_for_submission(s, obj, today)
+    status = 200
+    page_error = None
+    if form.validate_on_submit():
+        try:
+            services.transition(s, obj, "resubmit" if obj.status == S.RETURNED else "submit", subject=current_subject(),
+                                actor=current_user, today=today, ip=client_ip())
+            db.commit()
+            return redirect(url_for("reports.done", report_id=obj.id))
+        except services.Refused as e:
+            if e.reason == "illegal_transition":
+                db.rollback()
+                return redirect(url_for("reports.done", report_id=obj.id))
+            return _refused(e, obj)
+        except ServiceError as e:
+            db.rollback()
+            page_error = e.message
+            status = 400
+    elif request.method == "POST":
+        status = 400
+    data = obj.draft_data
+    return render_template("reports/check.html", report=obj, data=data, shown=_display(data), form=form,
+                           findings=findings, titles=C.STEP_TITLES, steps=C.STEPS, fields=C.STEP_FIELDS,
+                           page_error=page_error), status
+
+
+@bp.route("/reports/<int:report_id>/done")
+@guarded(Action.REPORT_VIEW, load=_load)
+def done(obj: Report):
+    if not obj.reference:
+        return redirect(url_for("reports.show", report_id=obj.id))
+    return render_template("reports/done.html", report=obj)
+
+
+@bp.route("/reports/<int:report_id>")
+@guarded(Action.REPORT_VIEW, load=_load)
+def show(obj: Report):
+    s = db.session()
+    audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, org_id=obj.organisation_id)
+    db.commit()
+    vs = services.versions(s, obj)
+    latest = vs[-1].data if vs else obj.draft_data
+    return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest),
+                           history=services.history(s, obj), fields=C.STEP_FIELDS, titles=C.STEP_TITLES,
+                           steps=C.STEPS, deadline=services.next_deadline(obj, today_jst()),
+                           withdraw_form=WithdrawForm(), statuses=S.STATUS_LABELS,
+                           can_edit=obj.status in (S.DRAFT, S.RETURNED),
+                           can_withdraw=obj.status in S.OPEN_STATUSES)
+
+
+def _version_or_404(report: Report, number: int):
+    v = services.version(db.session(), report, number)
+    if v is None:
+        abort(404)
+    return v
+
+
+@bp.route("/reports/<int:report_id>/versions/<int:number>")
+@guarded(Action.REPORT_VIEW, load=_load)
+def show_version(obj: Report):
+    number = request.view_args["number"]
+    v = _version_or_404(obj, number)
+    audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, details={"version": number})
+    db.commit()
+    prev = services.version(db.session(), obj, number - 1) if number > 1 else None
+    changed = C.changed_fields(prev.data, v.data) if prev else []
+    return render_template("reports/version.html", report=obj, v=v, data=v.data, shown=_display(v.data),
+                           prev=prev, prev_shown=_display(prev.data) if prev else None, changed=changed,
+                           fields=C.STEP_FIELDS, titles=C.STEP_TITLES, steps=C.STEPS)
+
+
+@bp.route("/reports/<int:report_id>/receipt")
+@guarded(Action.REPORT_VIEW, load=_load)
+def receipt(obj: Report):
+    if not obj.reference:
+        abort(404)
+    vs = services.versions(db.session(), obj)
+    v = vs[-1]
+    return render_template("reports/receipt.html", report=obj, v=v, data=v.data, shown=_display(v.data))
+
+
+@bp.route("/reports/<int:report_id>/withdraw", methods=["POST"])
+@guarded(Action.REPORT_WITHDRAW, load=_load)
+def withdraw(obj: Report):
+    form = WithdrawForm()
+    if form.validate_on_submit():
+        try:
+            services.transition(db.session(), obj, "withdraw", subject=current_subject(), actor=current_user,
+                                today=today_jst(), ip=client_ip(), comment=form.comment.data)
+            db.commit()
+            flash(_("The report has been withdrawn."), "success")
+        except services.Refused as e:
+            return _refused(e, obj)
+        except ServiceError as e:
+            db.rollback()
+            flash(e.message, "error")
+    else:
+        flash(_("Enter the reason for withdrawing the report."), "error")
+    return redirect(url_for("reports.show", report_id=obj.id))

@@ -1,0 +1,122 @@
+"""Every registered route is either declared public or guarded by the policy (issue 3 item 3),
+and no guarded page answers an anonymous visitor with anything but a redirect to sign-in."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from portal.access.policy import RULES, Action
+
+# Routes that must stay public, and nothing else: sign-in, language, health, invitation links.
+EXPECTED_PUBLIC = {"core.home", "core.language", "core.healthz", "auth.login", "auth.second_factor",
+                   "auth.enrol", "auth.logout", "orgs.accept"}
+
+
+def _access(app, endpoint):
+    return getattr(app.view_functions[endpoint], "_access", None)
+
+
+def unguarded(app) -> list[str]:
+    offenders = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        access = _access(app, rule.endpoint)
+        if access == "public":
+            continue
+        if (isinstance(access, tuple) and len(access) == 2 and access[0] == "policy"
+                and isinstance(access[1], Action) and access[1] in RULES):
+            continue
+        offenders.append(f"{rule.rule} ({rule.endpoint}): {access!r}")
+    return offenders
+
+
+def test_every_route_is_public_or_guarded_by_the_policy(app):
+    offenders = unguarded(app)
+    assert not offenders, "routes neither @public nor @guarded:\n" + "\n".join(offenders)
+
+
+def test_the_check_catches_an_unguarded_route():
+    """The check above must be able to fail: on a throwaway app, a bare view, a view with a
+    made-up marker and one naming an unknown action are reported; public and guarded are not."""
+    from flask import Flask
+
+    from portal.core.guard import guarded, public
+
+    a = Flask("probe")
+    a.add_url_rule("/open", "open", public(lambda: "x"))
+    a.add_url_rule("/guarded", "guarded", guarded(Action.AUDIT_READ)(lambda: "x"))
+    a.add_url_rule("/bare", "bare", lambda: "x")
+
+    def fake():
+        return "x"
+
+    fake._access = ("policy", "audit.read")  # a string, not an Action: not the policy
+    a.add_url_rule("/fake", "fake", fake)
+    assert sorted(o.split(" ")[0] for o in unguarded(a)) == ["/bare", "/fake"]
+
+
+def test_public_routes_are_only_the_expected_ones(app):
+    public = {r.endpoint for r in app.url_map.iter_rules()
+              if r.endpoint != "static" and _access(app, r.endpoint) == "public"}
+    assert public <= EXPECTED_PUBLIC, f"unexpected public routes: {sorted(public - EXPECTED_PUBLIC)}"
+
+
+def test_there_are_guarded_routes_of_each_console(app):
+    guarded = {r.endpoint.split(".")[0] for r in app.url_map.iter_rules()
+               if isinstance(_access(app, r.endpoint), tuple)}
+    assert {"admin", "access", "audit", "orgs", "auth"} <= guarded
+
+
+def _anonymous_get_routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static" or rule.arguments or "GET" not in rule.methods:
+            continue
+        if _access(app, rule.endpoint) == "public":
+            continue
+        yield rule
+
+
+def test_anonymous_get_of_every_guarded_page_redirects_to_sign_in(app, client):
+    rules = list(_anonymous_get_routes(app))
+    assert len(rules) >= 6, [r.rule for r in rules]
+    wrong = []
+    for rule in rules:
+        resp = client.get(rule.rule)
+        location = urlsplit(resp.location or "").path
+        if resp.status_code != 302 or location != "/auth/login":
+            wrong.append(f"{rule.rule}: {resp.status_code} -> {resp.location}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_anonymous_get_of_guarded_pages_with_ids_never_succeeds(app, client, factory):
+    """Pages with ids in the URL, filled with a real id: still a redirect to sign-in."""
+    user = factory.user("reviewer")
+    values = {"user_id": user.id, "org_id": user.organisation_id, "seq": 1}
+    wrong = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static" or not rule.arguments or "GET" not in rule.methods:
+            continue
+        if _access(app, rule.endpoint) == "public":
+            continue
+        if not set(rule.arguments) <= set(values):
+            wrong.append(f"{rule.rule}: no test value for {sorted(rule.arguments)}")
+            continue
+        url = rule.build({k: values[k] for k in rule.arguments})[1]
+        resp = client.get(url)
+        if resp.status_code != 302 or urlsplit(resp.location).path != "/auth/login":
+            wrong.append(f"{url}: {resp.status_code} -> {resp.location}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_anonymous_post_to_guarded_routes_changes_nothing(app, client, factory):
+    """Without a session a POST is refused (CSRF or sign-in) and never succeeds."""
+    user = factory.user("reviewer")
+    values = {"user_id": user.id, "org_id": user.organisation_id, "seq": 1}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static" or "POST" not in rule.methods or _access(app, rule.endpoint) == "public":
+            continue
+        url = rule.build({k: values[k] for k in rule.arguments})[1]
+        resp = client.post(url, data={"role": "admin", "level": "csi", "reason": "x"})
+        assert resp.status_code in (302, 400), (url, resp.status_code)
+        if resp.status_code == 302:
+            assert urlsplit(resp.location).path == "/auth/login"
