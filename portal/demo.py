@@ -82,8 +82,62 @@ def seed(session: Session) -> list[dict]:
             user.totp_enabled_at = utcnow()
         out.append({"role": role, "email": user.email, "password": password, "totp": secret})
     session.flush()
+    _seed_reports(session, today)
     _write_accounts_file(settings, out)
     return out
+
+
+DEMO_REPORTS = [
+    # e-mail local part of the filer, technology, counterparty, country, days to transfer, path of transitions
+    ("filer", "T01", "Hanoi Passive Components Co., Ltd.", "VN", 120, []),
+    ("filer", "T01", "Shenzhen Ceramic Devices Ltd.", "CN", 90, ["submit"]),
+    ("filer", "T02", "Penang RF Filters Sdn. Bhd.", "MY", 75, ["submit", "take"]),
+    ("filer", "T08", "Hsinchu Resist Materials Corp.", "TW", 60, ["submit", "take", "return"]),
+    ("filer", "T08", "Bangalore Lithography Pvt. Ltd.", "IN", 45, ["submit", "take", "close"]),
+    ("filer", "T02", "Bangkok Electronics Co., Ltd.", "TH", 100, ["submit", "withdraw"]),
+    ("filer2", "T14", "Suzhou Battery Materials Co., Ltd.", "CN", 150, ["submit"]),
+]
+
+COMMENTS = {
+    "return": "相手先の住所と出資比率を補正してください。",
+    "close": "管理措置を確認しました。インフォームの必要はありません。",
+    "withdraw": "契約交渉が中止となったため取り下げます。",
+}
+
+
+def _seed_reports(session: Session, today: date) -> None:
+    import json
+
+    from portal.access.subject import subject_for
+    from portal.reports import services
+    from portal.reports.content import STEPS
+
+    users = {u.email.split("@")[0]: u for u in session.execute(select(User)).scalars()}
+    reviewer = users["reviewer"]
+    for local, tech, name, country, days, path in DEMO_REPORTS:
+        filer = users[local]
+        subject = subject_for(session, filer, today)
+        r = services.create_draft(session, subject=subject, actor=filer, today=today, ip=None)
+        data = {
+            "contact_name": filer.name, "contact_email": filer.email, "contact_phone": "03-1234-5678",
+            "technology": tech, "description": "デモ用の技術説明：製造条件と材料配合に関するノウハウ。",
+            "transfer_form": "overseas_site" if "Co." in name else "licensing", "classification": "restricted",
+            "counterparty_name": name, "counterparty_country": country, "counterparty_address": "",
+            "counterparty_relation": "subsidiary", "shareholding": 60.0, "destination_country": country,
+            "contract_date": (today + timedelta(days=days - 30)).isoformat(),
+            "transfer_date": (today + timedelta(days=days)).isoformat(),
+            "contract_value": 150_000_000, "currency": "JPY", "group_a_confirmed": False,
+            "measures": ["contract_clauses", "black_boxing", "access_control"],
+        }
+        for step in STEPS:
+            from portal.reports.content import STEP_FIELDS
+
+            services.save_step(session, r, step, {k: data[k] for k in STEP_FIELDS[step]}, subject=subject,
+                               actor=filer, today=today, ip=None)
+        for name_ in path:
+            actor = reviewer if name_ in ("take", "return", "close") else filer
+            services.transition(session, r, name_, subject=subject_for(session, actor, today), actor=actor,
+                                today=today, ip=None, comment=COMMENTS.get(name_))
 
 
 def _write_accounts_file(settings, accounts: list[dict]) -> None:

@@ -52,9 +52,33 @@ def create_pg_database(name: str) -> str:
     return _pg_url(name)
 
 
+_CREATED: list[str] = []
+
+
+def drop_pg_database(name: str) -> None:
+    admin = sa.create_engine(_pg_url("postgres").replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for name in _CREATED:
+        try:
+            drop_pg_database(name)
+        except Exception:  # noqa: BLE001 - cleanup is best effort
+            pass
+
+
 def fresh_database_url(tmp_path_factory, label: str) -> str:
     if IS_PG:
-        return create_pg_database(f"ttr_{label}_{WORKER}")
+        # One database per test process, so parallel runs (xdist, or two people) never collide.
+        name = f"ttr_{label}_{WORKER}_{os.getpid()}"
+        _CREATED.append(name)
+        return create_pg_database(name)
     return f"sqlite:///{tmp_path_factory.mktemp(label) / 'portal.db'}"
 
 

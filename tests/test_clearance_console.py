@@ -165,7 +165,7 @@ def test_bad_grant_input_is_refused_recorded_and_changes_nothing(app, officer_cl
     resp = grant(client, reviewer.id, **data)
     assert resp.status_code == 400
     html = resp.get_data(as_text=True)
-    assert "＊" + message in html and 'aria-invalid="true"' in html
+    assert "＊" + message in html and "form-group--error" in html
     assert "There is a problem" in html
     assert grants(app, reviewer.id) == before
     assert sessions_of(app, reviewer.id) == 1  # nothing happened to the holder either

@@ -41,6 +41,13 @@ def language():
     return redirect(back)
 
 
+@bp.route("/livez")
+@public
+def livez():
+    """Liveness only: no database, no files (a baseline for benchmarks and load balancers)."""
+    return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
 @bp.route("/healthz")
 @public
 def healthz():
