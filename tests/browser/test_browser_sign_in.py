@@ -43,4 +43,5 @@ def test_a_wrong_password_moves_focus_to_the_error_summary(page, factory):
     summary = page.locator(".error-summary")
     summary.wait_for()
     assert page.title().startswith("エラー：")
-    assert page.evaluate("document.activeElement.classList.contains('error-summary')")
+    page.wait_for_function("document.activeElement && document.activeElement.classList.contains('error-summary')",
+                           timeout=5000)
