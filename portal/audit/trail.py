@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from portal.audit.models import AuditEvent
 from portal.db import utcnow
@@ -80,15 +80,40 @@ SYSTEM = Actor(None, None, "system", None)
 
 
 def _lock_and_head(session: Session) -> tuple[int, str]:
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    """SQLite: the transaction already holds the database write lock (BEGIN IMMEDIATE)."""
     row = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
     if row is None:
         return 0, GENESIS
     return row[0], row[1]
+
+
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+# PostgreSQL: once the advisory lock is held, one statement reads the head, takes the time,
+# computes the hash exactly as compute_hash() does and inserts. Nothing runs in Python while
+# the lock is held, so appends from many processes queue for as short a time as possible.
+# canonical(row) == "[" + seq + "," + json(occurred_at) + "," + :tail, where :tail is
+# canonical(row[2:]) without its "[" (occurred_at is plain ASCII, so its JSON is just quoted).
+_PG_APPEND = text(r"""
+INSERT INTO audit_events (seq, occurred_at, actor_id, actor_email, actor_role, org_id, source_ip, action,
+                          target_type, target_id, case_ref, outcome, reason, details, prev_hash, hash)
+SELECT h.seq + 1, h.ts, CAST(:actor_id AS integer), CAST(:actor_email AS varchar),
+       CAST(:actor_role AS varchar), CAST(:org_id AS integer), CAST(:source_ip AS varchar),
+       CAST(:action AS varchar), CAST(:target_type AS varchar), CAST(:target_id AS varchar),
+       CAST(:case_ref AS varchar), CAST(:outcome AS varchar), CAST(:reason AS varchar),
+       CAST(:details AS text), h.hash,
+       encode(sha256(convert_to(
+           h.hash || chr(10) || '[' || CAST(h.seq + 1 AS text) || ',"'
+           || to_char(h.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24\:MI\:SS.US"Z"') || '",'
+           || CAST(:tail AS text), 'UTF8')), 'hex')
+FROM (SELECT c.seq, c.hash, clock_timestamp() AS ts
+      FROM ((SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1)
+            UNION ALL SELECT CAST(0 AS bigint), CAST(:genesis AS varchar)) AS c
+      ORDER BY c.seq DESC LIMIT 1) AS h
+RETURNING seq, occurred_at, prev_hash, hash
+""")
 
 
 def record(
@@ -115,16 +140,13 @@ def record(
         {neutralise(k, 64): _clean(v) for k, v in sorted((details or {}).items())},
         ensure_ascii=False, separators=(",", ":"), sort_keys=True,
     )
-    seq, prev = _lock_and_head(session)
-    seq += 1
-    ts = utcnow()
-    event = AuditEvent(
-        seq=seq,
-        occurred_at=ts,
-        actor_id=actor.id,
+    org = org_id if org_id is not None else actor.org_id
+    # Integers as integers: the hash must encode exactly what the database gives back.
+    fields = dict(
+        actor_id=None if actor.id is None else int(actor.id),
         actor_email=neutralise(actor.email, 254),
         actor_role=neutralise(actor.role, 32),
-        org_id=org_id if org_id is not None else actor.org_id,
+        org_id=None if org is None else int(org),
         source_ip=neutralise(source_ip, 64),
         action=neutralise(action, 64),
         target_type=neutralise(target_type, 32),
@@ -133,8 +155,23 @@ def record(
         outcome=outcome,
         reason=neutralise(reason, 200),
         details=clean_details,
-        prev_hash=prev,
     )
+    # The caller's pending changes go first, before the append lock is taken.
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        tail = canonical(fields.values())[1:].decode("utf-8")
+        session.execute(_PG_LOCK, {"k": _PG_LOCK_KEY})
+        seq, ts, prev, digest = session.execute(
+            _PG_APPEND, {**fields, "tail": tail, "genesis": GENESIS}).one()
+        event = AuditEvent(seq=seq, occurred_at=ts, prev_hash=prev, hash=digest, **fields)
+        # Already inserted: attach it to the session as a loaded, persistent object.
+        make_transient_to_detached(event)
+        session.add(event)
+        return event
+
+    seq, prev = _lock_and_head(session)
+    seq += 1
+    event = AuditEvent(seq=seq, occurred_at=utcnow(), prev_hash=prev, **fields)
     event.hash = compute_hash(prev, hashed_values(event))
     session.add(event)
     session.flush()
