@@ -54,6 +54,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
 
+    from portal import sealed
+    from portal.attachments.keys import keyring_for
+
+    if settings.keyring_path.exists():
+        sealed.configure(keyring_for(settings.keyring_path), settings.database_url)
+
     from portal.core import i18n, security
 
     i18n.init_app(app)
@@ -75,8 +81,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.audit.views import bp as audit_bp
     from portal.reports.views import bp as reports_bp
     from portal.catalogue.views import bp as catalogue_bp
+    from portal.attachments.views import bp as attachments_bp
 
-    for bp in (core_bp, auth_bp, orgs_bp, admin_bp, access_bp, audit_bp, reports_bp, catalogue_bp):
+    for bp in (core_bp, auth_bp, orgs_bp, admin_bp, access_bp, audit_bp, reports_bp, catalogue_bp, attachments_bp):
         app.register_blueprint(bp)
 
     from portal.core import errors, templating

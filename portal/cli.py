@@ -56,6 +56,14 @@ def init() -> None:
         click.echo(f"created {path}")
     upgrade(settings.database_url)
     click.echo(f"database at head: {_redact(settings.database_url)}")
+    from portal import db, sealed
+    from portal.attachments.keys import keyring_for
+
+    keyring = keyring_for(settings.keyring_path)
+    sealed.configure(keyring, settings.database_url)
+    with db.engine().begin() as conn:
+        if sealed.ensure_field_key(conn, keyring):
+            click.echo("created the field-encryption data key")
 
 
 def _redact(url: str) -> str:

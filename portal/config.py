@@ -45,6 +45,9 @@ class Settings:
     login_window_minutes: int = 15
     max_form_bytes: int = 2 * 1024 * 1024
     invitation_days: int = 7
+    blob_store: str = "directory"  # directory | database
+    blob_dir: Path | None = None
+    max_upload_bytes: int = 1024 * 1024 * 1024
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_user: str | None = None
@@ -83,6 +86,10 @@ class Settings:
             self.keyring_path = self.instance_path / "keyring.json"
         if self.audit_key_path is None:
             self.audit_key_path = self.instance_path / "audit-signing.pem"
+        if self.blob_dir is None:
+            self.blob_dir = self.instance_path / "blobs"
+        if self.blob_store not in {"directory", "database"}:
+            raise ConfigError("PORTAL_BLOB_STORE must be directory or database")
         if self.secret_key is None:
             secret_file = self.instance_path / "secret_key"
             if secret_file.exists():
@@ -91,7 +98,7 @@ class Settings:
             raise ConfigError("PORTAL_SECRET_KEY must be at least 32 characters")
         for name in ("session_idle_minutes", "session_absolute_hours", "argon2_memory_kib",
                      "argon2_iterations", "argon2_lanes", "login_max_failures_account",
-                     "login_max_failures_address", "login_window_minutes", "max_form_bytes"):
+                     "login_max_failures_address", "login_window_minutes", "max_form_bytes", "max_upload_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"PORTAL_{name.upper()} must be positive")
 

@@ -7,3 +7,4 @@ from portal.db import Base  # noqa: F401
 from portal.mail.models import OutboxMessage  # noqa: F401
 from portal.orgs.models import Organisation  # noqa: F401
 from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportVersion  # noqa: F401
+from portal.attachments.models import Attachment, BlobChunk, DataKey  # noqa: F401

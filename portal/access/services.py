@@ -28,6 +28,15 @@ def default_expiry(today: date) -> date:
         return today.replace(year=today.year + DEFAULT_YEARS, day=28)
 
 
+def _all_current(session: Session, user_id: int) -> list[Clearance]:
+    """Every grant still in force. Normally one; two concurrent grants can leave two, and a
+    revocation or a new grant must end them all, or an older one would come back to life."""
+    return list(session.execute(
+        select(Clearance).where(Clearance.user_id == user_id, Clearance.superseded_at.is_(None),
+                                Clearance.revoked_at.is_(None))
+    ).scalars())
+
+
 def history(session: Session, user_id: int) -> list[Clearance]:
     return list(session.execute(
         select(Clearance).where(Clearance.user_id == user_id).order_by(Clearance.granted_at.desc(), Clearance.id.desc())
@@ -57,8 +66,8 @@ def grant(session: Session, *, target: User, level: str, compartments: list[str]
                            reason="unknown_compartment")
     previous = current_clearance(session, target.id)
     now = utcnow()
-    if previous is not None:
-        previous.superseded_at = now
+    for old in _all_current(session, target.id):
+        old.superseded_at = now
     c = Clearance(user_id=target.id, level=lvl.value, expires_on=expires_on, reason=reason,
                   granted_by_id=actor.id if actor else None, granted_at=now, compartments=techs)
     session.add(c)
@@ -81,9 +90,11 @@ def revoke(session: Session, *, target: User, reason: str, actor: User, ip: str 
     c = current_clearance(session, target.id)
     if c is None:
         raise ServiceError(_("This person holds no clearance to revoke."), reason="no_clearance")
-    c.revoked_at = utcnow()
-    c.revoked_by_id = actor.id
-    c.revoke_reason = reason
+    now = utcnow()
+    for cur in _all_current(session, target.id):
+        cur.revoked_at = now
+        cur.revoked_by_id = actor.id
+        cur.revoke_reason = reason
     revoke_user(session, target.id)
     record(session, "clearance.revoke", actor=actor, source_ip=ip, target_type="user", target_id=target.id,
            org_id=target.organisation_id, details={"level": c.level})

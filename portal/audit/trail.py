@@ -89,31 +89,45 @@ def _lock_and_head(session: Session) -> tuple[int, str]:
     return row[0], row[1]
 
 
-_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-
 # PostgreSQL: once the advisory lock is held, one statement reads the head, takes the time,
-# computes the hash exactly as compute_hash() does and inserts. Nothing runs in Python while
-# the lock is held, so appends from many processes queue for as short a time as possible.
-# canonical(row) == "[" + seq + "," + json(occurred_at) + "," + :tail, where :tail is
+# computes the hash exactly as compute_hash() does and inserts. The lock and that statement go
+# to the server together (one round trip, psycopg pipeline mode), so nothing waits on the
+# client while the lock is held except the caller's COMMIT.
+# canonical(row) == "[" + seq + "," + json(occurred_at) + "," + tail, where tail is
 # canonical(row[2:]) without its "[" (occurred_at is plain ASCII, so its JSON is just quoted).
-_PG_APPEND = text(r"""
+_PG_LOCK_SQL = "SELECT pg_advisory_xact_lock(%(k)s)"
+_PG_APPEND_SQL = """
 INSERT INTO audit_events (seq, occurred_at, actor_id, actor_email, actor_role, org_id, source_ip, action,
                           target_type, target_id, case_ref, outcome, reason, details, prev_hash, hash)
-SELECT h.seq + 1, h.ts, CAST(:actor_id AS integer), CAST(:actor_email AS varchar),
-       CAST(:actor_role AS varchar), CAST(:org_id AS integer), CAST(:source_ip AS varchar),
-       CAST(:action AS varchar), CAST(:target_type AS varchar), CAST(:target_id AS varchar),
-       CAST(:case_ref AS varchar), CAST(:outcome AS varchar), CAST(:reason AS varchar),
-       CAST(:details AS text), h.hash,
+SELECT h.seq + 1, h.ts, %(actor_id)s::integer, %(actor_email)s::varchar, %(actor_role)s::varchar,
+       %(org_id)s::integer, %(source_ip)s::varchar, %(action)s::varchar, %(target_type)s::varchar,
+       %(target_id)s::varchar, %(case_ref)s::varchar, %(outcome)s::varchar, %(reason)s::varchar,
+       %(details)s::text, h.hash,
        encode(sha256(convert_to(
-           h.hash || chr(10) || '[' || CAST(h.seq + 1 AS text) || ',"'
-           || to_char(h.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24\:MI\:SS.US"Z"') || '",'
-           || CAST(:tail AS text), 'UTF8')), 'hex')
+           h.hash || chr(10) || '[' || (h.seq + 1)::text || ',"'
+           || to_char(h.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '",'
+           || %(tail)s::text, 'UTF8')), 'hex')
 FROM (SELECT c.seq, c.hash, clock_timestamp() AS ts
       FROM ((SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1)
-            UNION ALL SELECT CAST(0 AS bigint), CAST(:genesis AS varchar)) AS c
+            UNION ALL SELECT 0::bigint, %(genesis)s::varchar) AS c
       ORDER BY c.seq DESC LIMIT 1) AS h
 RETURNING seq, occurred_at, prev_hash, hash
-""")
+"""
+
+
+def _append_pg(session: Session, fields: dict) -> tuple:
+    params = {**fields, "tail": canonical(fields.values())[1:].decode("utf-8"), "genesis": GENESIS}
+    dbapi = session.connection().connection.driver_connection
+    with dbapi.cursor() as cur:
+        pipeline = getattr(dbapi, "pipeline", None)  # psycopg 3; plain execution otherwise
+        if pipeline is not None:
+            with pipeline():
+                cur.execute(_PG_LOCK_SQL, {"k": _PG_LOCK_KEY})
+                cur.execute(_PG_APPEND_SQL, params)
+                return cur.fetchone()
+        cur.execute(_PG_LOCK_SQL, {"k": _PG_LOCK_KEY})
+        cur.execute(_PG_APPEND_SQL, params)
+        return cur.fetchone()
 
 
 def record(
@@ -159,11 +173,8 @@ def record(
     # The caller's pending changes go first, before the append lock is taken.
     session.flush()
     if session.get_bind().dialect.name == "postgresql":
-        tail = canonical(fields.values())[1:].decode("utf-8")
-        session.execute(_PG_LOCK, {"k": _PG_LOCK_KEY})
-        seq, ts, prev, digest = session.execute(
-            _PG_APPEND, {**fields, "tail": tail, "genesis": GENESIS}).one()
-        event = AuditEvent(seq=seq, occurred_at=ts, prev_hash=prev, hash=digest, **fields)
+        seq, ts, prev, digest = _append_pg(session, fields)
+        event = AuditEvent(seq=seq, occurred_at=ts.astimezone(timezone.utc), prev_hash=prev, hash=digest, **fields)
         # Already inserted: attach it to the session as a loaded, persistent object.
         make_transient_to_detached(event)
         session.add(event)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.catalogue.models import Technology
 from portal.db import Base, utcnow
 from portal.orgs.models import Organisation
+from portal.sealed import Sealed
 
 
 class Report(Base):
@@ -32,7 +33,8 @@ class Report(Base):
     destination_country: Mapped[str | None] = mapped_column(String(2))
     planned_transfer_date: Mapped[date | None]
     title: Mapped[str] = mapped_column(String(200), default="")
-    draft: Mapped[str] = mapped_column(Text, default="{}")
+    # Sealed: the description and the rest of the working copy are encrypted at rest.
+    draft: Mapped[str] = mapped_column(Sealed("reports.draft"), default="{}")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -70,7 +72,7 @@ class ReportVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Sealed("report_versions.content"))
     technology_id: Mapped[int] = mapped_column(ForeignKey("technologies.id"))
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))

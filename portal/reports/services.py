@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from portal.access.levels import Level
 from portal.access.policy import Action, Subject, decide
@@ -347,6 +347,9 @@ def government_reports(session: Session, subject: Subject, *, status: str | None
 def _page(session, where, page: int, per_page: int, order) -> Page:
     total = session.execute(select(func.count()).select_from(Report).where(where)).scalar_one()
     page = max(1, min(page, max(1, -(-total // per_page))))
+    # Lists show labels only: the sealed working copy is neither fetched nor decrypted (50
+    # AES-GCM opens a page otherwise); touching it on a listed row raises instead of N+1.
     items = list(session.execute(select(Report).where(where).order_by(order, Report.id.desc())
+                                 .options(defer(Report.draft, raiseload=True))
                                  .limit(per_page).offset((page - 1) * per_page)).scalars())
     return Page(items, total, page, per_page)

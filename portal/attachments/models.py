@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base, utcnow
+
+
+class DataKey(Base):
+    """A data key for field encryption, stored wrapped by a KEK of the keyring."""
+
+    __tablename__ = "data_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    kek_id: Mapped[str] = mapped_column(String(64), index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(Base):
+    """An encrypted file on a report (and later on a message). The blob key is random and
+    never derived from the filename; the DEK is the attachment's own, wrapped by a KEK."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_report_id", "report_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)  # bound into the ciphertext
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    classification: Mapped[str] = mapped_column(String(16))
+    blob_key: Mapped[str] = mapped_column(String(64), unique=True)
+    kek_id: Mapped[str] = mapped_column(String(64), index=True)
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    report = relationship("Report", lazy="joined")
+
+    def access_labels(self):
+        from portal.access.policy import Labels
+
+        base = self.report.access_labels()
+        return Labels(org_id=base.org_id, classification=self.classification, compartments=base.compartments,
+                      audience="company", draft=base.draft)
+
+    def policy_target(self):
+        return self.access_labels()
+
+    @property
+    def audit_target(self) -> tuple[str, int]:
+        return ("attachment", self.id)
+
+
+class BlobChunk(Base):
+    """The database blob backend: ciphertext in ordered chunks."""
+
+    __tablename__ = "blob_chunks"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

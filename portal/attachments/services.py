@@ -1,0 +1,166 @@
+"""Encrypted attachments: the upload streams from the request through encryption into the
+blob store (no plaintext on disk, memory constant in the file size); the download streams
+the decrypted content and stops at the first segment that fails to authenticate."""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from datetime import date
+from typing import Iterator
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from crypto import Keyring, StreamEncryptor, decrypt_stream, new_dek
+from portal.access.levels import Level
+from portal.access.policy import Action, Subject, decide
+from portal.attachments import sniff
+from portal.attachments.blobstore import BlobStore, DirectoryBlobStore, DatabaseBlobStore, new_key
+from portal.attachments.models import Attachment
+from portal.audit.trail import record
+from portal.core.service import ServiceError
+from portal.reports.models import Report
+
+EDITABLE = ("draft", "returned")
+
+
+class UploadSink:
+    """The file object Werkzeug's multipart parser writes the upload into."""
+
+    def __init__(self, store: BlobStore, limit: int):
+        self.limit = limit
+        self.uid = new_key()
+        self.blob_key = new_key()
+        self.dek = new_dek()
+        self.encryptor = StreamEncryptor(self.dek, self.uid.encode())
+        self.writer = store.writer(self.blob_key)
+        self.writer.write(self.encryptor.header)
+        self.head = bytearray()
+        self.size = 0
+        self.finished = False
+        self.closed_ok = False
+        self.extra_files = 0
+
+    # file protocol used by werkzeug.formparser
+    def write(self, data: bytes) -> int:
+        if self.finished:
+            raise ServiceError(_("Upload one file at a time."), reason="several_files")
+        self.size += len(data)
+        if self.size > self.limit:
+            raise RequestEntityTooLarge()
+        if len(self.head) < sniff.SNIFF_BYTES:
+            self.head += data[: sniff.SNIFF_BYTES - len(self.head)]
+        out = self.encryptor.update(data)
+        if out:
+            self.writer.write(out)
+        return len(data)
+
+    def seek(self, *args) -> int:
+        # Werkzeug seeks to 0 when the part is complete: the stream is finished.
+        if not self.finished:
+            self.writer.write(self.encryptor.finalize())
+            self.finished = True
+        return 0
+
+    def read(self, *args) -> bytes:  # never hand plaintext back
+        return b""
+
+    def close(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        self.writer.commit()
+        self.closed_ok = True
+
+    def abort(self) -> None:
+        if not self.closed_ok:
+            self.writer.abort()
+
+
+def store_for(settings, session_factory) -> BlobStore:
+    if settings.blob_store == "database":
+        return DatabaseBlobStore(session_factory)
+    return DirectoryBlobStore(settings.blob_dir)
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+
+
+def clean_filename(raw: str | None) -> str:
+    """What the person sees as the file's name: the last path component, NFC, no control or
+    path characters, at most 200 characters. Never used as a storage path."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = re.split(r"[\\/]", name)[-1]
+    name = _UNSAFE.sub("_", name).strip(" .")
+    if len(name) > 200:
+        stem, ext = os.path.splitext(name)
+        name = stem[: 200 - len(ext)] + ext
+    return name or "attachment"
+
+
+def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report: Report, filename: str,
+                 classification: str, subject: Subject, actor, today: date, ip: str | None) -> Attachment:
+    """Check what arrived and record it; the caller aborts the sink on any exception."""
+    if not sink.finished or sink.size == 0:
+        raise ServiceError(_("The file is empty. Choose a file with content."), field="file", reason="empty_file")
+    name = clean_filename(filename)
+    kind = sniff.kind_of(bytes(sink.head))
+    if not sniff.check(kind, name):
+        raise ServiceError(_("This type of file is not accepted. Upload a PDF, an Office document, an image (PNG, JPEG, GIF, TIFF), plain text or a ZIP file, with a name ending that matches its content."),
+                           field="file", reason="type_not_allowed")
+    level = Level.parse(classification or "")
+    if level is None:
+        raise ServiceError(_("Choose a classification from the list."), field="classification", reason="unknown_level")
+    if report.status not in EDITABLE:
+        raise ServiceError(_("Files can be added only while the report is a draft or returned for correction."),
+                           reason="not_editable")
+    att = Attachment(uid=sink.uid, report_id=report.id, filename=name, content_type=sniff.content_type(kind, name),
+                     kind=kind, size=sink.size, sha256=sink.encryptor.plaintext_sha256, classification=level.value,
+                     blob_key=sink.blob_key, kek_id="", wrapped_dek=b"", uploaded_by_id=actor.id)
+    att.report = report
+    d = decide(subject, Action.ATTACHMENT_UPLOAD, att.access_labels(), today=today)
+    if not d.allowed:
+        raise ServiceError(_("You may not attach a file of this classification to this report."),
+                           field="classification", reason=d.reason)
+    att.kek_id, att.wrapped_dek = keyring.wrap(sink.dek)
+    session.add(att)
+    session.flush()
+    record(session, "attachment.upload", actor=actor, source_ip=ip, target_type="attachment", target_id=att.id,
+           case_ref=report.reference, org_id=report.organisation_id,
+           details={"report": report.id, "size": att.size, "kind": kind, "classification": att.classification,
+                    "sha256": att.sha256})
+    return att
+
+
+def plaintext(store: BlobStore, keyring: Keyring, att: Attachment) -> Iterator[bytes]:
+    dek = keyring.unwrap(att.kek_id, att.wrapped_dek)
+    return decrypt_stream(dek, att.uid.encode(), store.read(att.blob_key))
+
+
+def list_for_report(session: Session, report: Report) -> list[Attachment]:
+    return list(session.execute(select(Attachment).where(Attachment.report_id == report.id)
+                                .order_by(Attachment.created_at, Attachment.id)).scalars())
+
+
+def delete(session: Session, store: BlobStore, att: Attachment, *, actor, ip: str | None) -> None:
+    if att.report.status not in EDITABLE:
+        raise ServiceError(_("Files can be removed only while the report is a draft or returned for correction."),
+                           reason="not_editable")
+    record(session, "attachment.delete", actor=actor, source_ip=ip, target_type="attachment", target_id=att.id,
+           case_ref=att.report.reference, org_id=att.report.organisation_id)
+    session.delete(att)
+    session.flush()
+    if isinstance(store, DatabaseBlobStore):
+        store.delete(att.blob_key)  # same transaction
+
+
+def check_blobs(session: Session, store: BlobStore) -> dict:
+    known = set(session.execute(select(Attachment.blob_key)).scalars())
+    present = set(store.keys())
+    out = {"orphans": sorted(present - known), "missing": sorted(known - present)}
+    if isinstance(store, DirectoryBlobStore):
+        out["temporaries"] = [str(p) for p in store.stale_temporaries()]
+    return out
