@@ -236,6 +236,116 @@ def mail_send() -> None:
     click.echo(f"sent {sent}, failed {failed}")
 
 
+@main.group()
+def keys() -> None:
+    """Key-encryption keys: status, rotation, re-wrapping, retirement."""
+
+
+def _keyring():
+    from flask import current_app
+
+    from portal.attachments.keys import keyring_for
+
+    return keyring_for(current_app.config["SETTINGS"].keyring_path)
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """The active KEK and how many data keys each KEK wraps."""
+    from portal import db
+    from portal.attachments.rotation import usage
+
+    kr = _keyring()
+    counts = usage(db.session())
+    click.echo(f"active: {kr.active_id}")
+    for kek in kr.ids():
+        mark = "*" if kek == kr.active_id else " "
+        click.echo(f" {mark} {kek}  data keys: {counts.get(kek, 0)}")
+    unknown = sorted(set(counts) - set(kr.ids()))
+    for kek in unknown:
+        click.echo(f" ! {kek}  data keys: {counts[kek]}  (NOT IN THE KEYRING)")
+    if unknown:
+        sys.exit(1)
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new KEK the active one (existing data keys keep working until re-wrapped)."""
+    from portal import db
+    from portal.audit.trail import record
+
+    new = _keyring().rotate()
+    record(db.session(), "keys.rotate", details={"kek": new})
+    db.commit()
+    click.echo(f"active KEK is now {new}; run `portal keys rewrap` to move data keys to it")
+
+
+@keys.command("rewrap")
+@click.option("--batch", default=200, show_default=True, type=click.IntRange(1, 10000))
+def keys_rewrap(batch) -> None:
+    """Re-wrap every data key under the active KEK (resumable, idempotent, safe while serving)."""
+    from portal import db
+    from portal.attachments.rotation import pending, rewrap
+    from portal.audit.trail import record
+
+    kr = _keyring()
+    s = db.session()
+    total = pending(s, kr.active_id)
+    s.rollback()
+    with click.progressbar(length=total, label="re-wrapping data keys") as bar:
+        moved = rewrap(s, kr, batch=batch, progress=bar.update)
+    record(s, "keys.rewrap", details={"kek": kr.active_id, "moved": moved})
+    db.commit()
+    click.echo(f"re-wrapped {moved} data keys under {kr.active_id}")
+
+
+@keys.command("retire")
+@click.argument("kek_id")
+def keys_retire(kek_id) -> None:
+    """Remove a KEK from the keyring; refused while any data key uses it."""
+    from crypto import KeyringError
+    from portal import db
+    from portal.attachments.rotation import retire
+    from portal.audit.trail import record
+
+    kr = _keyring()
+    if kek_id not in kr.ids():
+        raise click.ClickException(f"no KEK {kek_id} in the keyring")
+    try:
+        retire(db.session(), kr, kek_id)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+    record(db.session(), "keys.retire", details={"kek": kek_id})
+    db.commit()
+    click.echo(f"retired {kek_id}")
+
+
+@main.group()
+def blobs() -> None:
+    """The attachment blob store."""
+
+
+@blobs.command("check")
+def blobs_check() -> None:
+    """List blobs no record refers to and records whose blob is missing; non-zero if any."""
+    from flask import current_app
+
+    from portal import db
+    from portal.attachments.services import check_blobs, store_for
+
+    result = check_blobs(db.session(), store_for(current_app.config["SETTINGS"], db.session))
+    for key in result["orphans"]:
+        click.echo(f"orphan blob (no record): {key}")
+    for key in result["missing"]:
+        click.echo(f"record without blob: {key}")
+    for path in result.get("temporaries", []):
+        click.echo(f"unfinished upload: {path}")
+    bad = any(result.get(k) for k in ("orphans", "missing", "temporaries"))
+    click.echo("problems found" if bad else "ok: every record has its blob and every blob its record")
+    if bad:
+        sys.exit(1)
+
+
 @main.group("db")
 def db_group() -> None:
     """Schema migrations (Alembic)."""

@@ -105,6 +105,27 @@ COMMENTS = {
 }
 
 
+def _attach_demo_file(session: Session, report, filer, subject, today: date) -> None:
+    from portal.attachments import services as attachments
+    from portal.attachments.keys import keyring_for
+
+    settings = current_app.config["SETTINGS"]
+    store = attachments.store_for(settings, lambda: session)
+    sink = attachments.UploadSink(store, settings.max_upload_bytes)
+    text = ("技術移転に関する管理措置の概要（デモ）\n"
+            f"相手方: {report.title}\n1. 契約条項\n2. ブラックボックス化\n3. アクセス管理\n").encode("utf-8")
+    sink.write(text)
+    sink.seek(0)
+    try:
+        attachments.store_upload(session, keyring_for(settings.keyring_path), sink, report=report,
+                                 filename="管理措置の概要.txt", classification="restricted", subject=subject,
+                                 actor=filer, today=today, ip=None)
+        sink.commit()
+    except Exception:
+        sink.abort()
+        raise
+
+
 def _seed_reports(session: Session, today: date) -> None:
     import json
 
@@ -134,6 +155,7 @@ def _seed_reports(session: Session, today: date) -> None:
 
             services.save_step(session, r, step, {k: data[k] for k in STEP_FIELDS[step]}, subject=subject,
                                actor=filer, today=today, ip=None)
+        _attach_demo_file(session, r, filer, subject, today)
         for name_ in path:
             actor = reviewer if name_ in ("take", "return", "close") else filer
             services.transition(session, r, name_, subject=subject_for(session, actor, today), actor=actor,

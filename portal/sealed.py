@@ -78,6 +78,12 @@ def configure(keyring: Keyring, url: str) -> None:
         _cipher = FieldCipher(keyring, url)
 
 
+def reset() -> None:
+    """Forget cached keys (tests, and after restoring a database from a backup)."""
+    global _cipher
+    _cipher = None
+
+
 def cipher() -> FieldCipher:
     if _cipher is None:
         raise RuntimeError("field encryption is not configured")
