@@ -55,6 +55,15 @@ def test_filer_files_a_report_and_a_reviewer_sees_it(page, browser, live_server,
     _continue(page)
     page.wait_for_url("**/check")
     assert "Hsinchu Resist Materials Corp." in page.content()
+    check_url = page.url
+    # Attach the licence draft: it is encrypted as it streams in.
+    page.goto(check_url.replace("/check", "/attachments"))
+    page.set_input_files("#file", files=[{"name": "ライセンス契約書案.pdf", "mimeType": "application/pdf",
+                                          "buffer": b"%PDF-1.7\n" + b"licence terms " * 5000}])
+    page.locator("[data-test=upload]").click()
+    page.wait_for_load_state()
+    assert "ライセンス契約書案.pdf" in page.content()
+    page.goto(check_url)
     page.check("#attest")
     page.locator("[data-test=submit-report]").click()
     page.wait_for_url("**/done")
@@ -69,4 +78,10 @@ def test_filer_files_a_report_and_a_reviewer_sees_it(page, browser, live_server,
     assert reference in other.content()
     other.get_by_role("link", name=reference).click()
     assert "ArFレジスト" in other.content()
+    other.goto(other.url + "/attachments")
+    with other.expect_download() as dl:
+        other.get_by_text("ライセンス契約書案.pdf").click()
+    path = dl.value.path()
+    with open(path, "rb") as f:
+        assert f.read() == b"%PDF-1.7\n" + b"licence terms " * 5000
     ctx.close()
