@@ -312,8 +312,6 @@ def test_org_admin_cannot_set_own_facility_clearance(app, client, factory):
     assert facility(app, org.id) == (None, None)
 
 
-@pytest.mark.xfail(reason="portal/core/guard.py: guarded(load=...) answers 404 for a missing object without "
-                          "recording it; issue 3 wants forged ids recorded in the audit trail", strict=False)
 def test_forged_user_id_is_recorded(app, officer_client):
     officer, client = officer_client
     csrf = csrf_of(client.get("/security/clearances").get_data(as_text=True))

@@ -239,6 +239,10 @@ def test_admin_cannot_read_reports(app, client, factory, filer):
     c = app.test_client()
     sign_in(c, filer)
     rid = new_report(c)
+    fill_all(c, rid)
+    submit(c, rid)
+    draft = new_report(c)
     sign_in(client, factory.user("admin"))
     assert client.get("/reports").status_code == 403
     assert client.get(f"/reports/{rid}").status_code == 403
+    assert client.get(f"/reports/{draft}").status_code == 404  # drafts are not known outside the company

@@ -101,7 +101,7 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('disabled_at', portal.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('locale', sa.String(length=8), nullable=False),
-    sa.Column('totp_secret', sa.String(length=64), nullable=True),
+    sa.Column('totp_secret', sa.LargeBinary(), nullable=True),  # sealed (portal.sealed)
     sa.Column('totp_enabled_at', portal.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('totp_last_counter', sa.Integer(), nullable=True),
     sa.Column('created_at', portal.db.UTCDateTime(timezone=True), nullable=False),

@@ -91,7 +91,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['submitted_by_id'], ['users.id'], name=op.f('fk_report_versions_submitted_by_id_users')),
     sa.ForeignKeyConstraint(['technology_id'], ['technologies.id'], name=op.f('fk_report_versions_technology_id_technologies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report_versions')),
-    sa.UniqueConstraint('report_id', 'number', name='uq_report_versions_report_number')
+    sa.UniqueConstraint('report_id', 'number', name=op.f('uq_report_versions_report_id'))
     )
     with op.batch_alter_table('report_versions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_report_versions_report_id'), ['report_id'], unique=False)

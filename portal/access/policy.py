@@ -193,6 +193,10 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
     if role in COMPANY_ROLES and obj_org is not None and obj_org != subject.org_id:
         return _deny("other_organisation", conceal=True)
 
+    # A company's draft is concealed from everyone outside the company, before any other rule.
+    if role not in COMPANY_ROLES and getattr(_labels_of(obj), "draft", False):
+        return _deny("draft", conceal=True)
+
     # Rule 1: role.
     if role not in roles:
         return _deny("role")
@@ -232,8 +236,6 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         return _deny("unknown_classification")
     if role in COMPANY_ROLES and labels.org_id != subject.org_id:
         return _deny("other_organisation", conceal=True)
-    if labels.draft and role not in COMPANY_ROLES:
-        return _deny("draft", conceal=True)
     if level < classification:
         return _deny("clearance_level")
     if not labels.compartments <= subject.compartments:
@@ -249,6 +251,14 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         if labels.audience == "company" and classification >= Level.CSI:
             return _deny("write_down")
     return ALLOW
+
+
+def _labels_of(obj: object) -> "Labels | None":
+    if isinstance(obj, Labels):
+        return obj
+    if hasattr(obj, "access_labels"):
+        return obj.access_labels()
+    return None
 
 
 def _org_of(obj: object) -> int | None:

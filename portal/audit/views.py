@@ -57,6 +57,7 @@ def events():
     audit("audit.read", details={k: v for k, v in f.items() if v})
     db.commit()
     return render_template("audit/events.html", rows=rows, f=f, more=more,
+                           older_args={k: v for k, v in f.items() if v},
                            next_before=rows[-1].seq if rows and more else None)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.access.levels import Role
 from portal.db import Base, utcnow
 from portal.orgs.models import Organisation
+from portal.sealed import Sealed
 
 
 class User(Base):
@@ -23,7 +24,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     disabled_at: Mapped[datetime | None]
     locale: Mapped[str] = mapped_column(String(8), default="ja")
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Sealed: a database dump alone does not yield anyone's second factor.
+    totp_secret: Mapped[str | None] = mapped_column(Sealed("users.totp_secret"))
     totp_enabled_at: Mapped[datetime | None]
     # The last accepted TOTP time step: a code from that step or earlier is a replay.
     totp_last_counter: Mapped[int | None]

@@ -86,6 +86,12 @@ def guarded(action: Action, load: Callable[..., object] | None = None) -> Callab
                 return view(**kwargs)
             obj = load(**kwargs)
             if obj is None:
+                # A forged or stale id: recorded like any other denial.
+                s = db.session()
+                s.rollback()
+                audit("access.denied", outcome="denied", reason="not_found",
+                      target_id=next(iter(kwargs.values()), None), details={"permission": str(action), "path": request.path, "method": request.method})
+                s.commit()
                 abort(404)
             authorize_object(action, obj)
             return view(obj=obj)

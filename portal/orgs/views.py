@@ -107,4 +107,4 @@ def accept(token: str):
         except ServiceError as e:
             db.rollback()
             getattr(form, e.field or "new_password").errors.append(e.message)
-    return render_template("orgs/accept.html", form=form, inv=inv)
+    return render_template("orgs/accept.html", form=form, inv=inv), 400 if request.method == "POST" else 200

@@ -67,7 +67,7 @@ class ReportVersion(Base):
     """Submitted content, frozen. An amendment after a return is a new version."""
 
     __tablename__ = "report_versions"
-    __table_args__ = (UniqueConstraint("report_id", "number", name="uq_report_versions_report_number"),)
+    __table_args__ = (UniqueConstraint("report_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)

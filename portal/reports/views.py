@@ -74,12 +74,23 @@ def index():
         page = services.government_reports(s, current_subject(), status=status, technology=tech, page=page_no)
         template = "reports/queue.html"
     today = today_jst()
-    rows = [(r, services.next_deadline(r, today)) for r in page.items]
+    subject = current_subject()
     # Every row shown is one the policy allows (the SQL filter mirrors it; this proves it).
-    rows = [(r, d) for r, d in rows if services.decide(current_subject(), Action.REPORT_VIEW, r, today=today).allowed]
+    rows = [(r, services.next_deadline(r, today)) for r in page.items
+            if services.decide(subject, Action.REPORT_VIEW, r, today=today).allowed]
+    # Labels repeat down the page: translate each status and country once per request, not per row.
+    loc = _locale()
+    statuses = {code: str(label) for code, label in S.STATUS_LABELS.items()}
+    countries_seen: dict[str | None, str] = {}
+
+    def country(code: str | None) -> str:
+        if code not in countries_seen:
+            countries_seen[code] = country_name(code, loc)
+        return countries_seen[code]
+
     return render_template(template, page=page, rows=rows, status=status, technology=tech,
-                           statuses=S.STATUS_LABELS, technologies=services.technologies_in_force(s, today),
-                           country_name=lambda c: country_name(c, _locale()), today=today, empty=EmptyForm())
+                           statuses=statuses, technologies=services.technologies_in_force(s, today),
+                           country_name=country, today=today, empty=EmptyForm())
 
 
 @bp.route("/reports/new", methods=["POST"])
