@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         broken = verify_chain(conn)
         broken_s = time.perf_counter() - t0
     assert not broken.ok and broken.first_bad_seq == victim, (broken.first_bad_seq, victim)
+    with engine.begin() as conn:  # put it back, so that --keep leaves a valid chain for --reuse
+        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+        conn.execute(text("UPDATE audit_events SET actor_email = substr(actor_email, 2) WHERE seq = :s"), {"s": victim})
+        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
     engine.dispose()
     if not args.keep:
         drop_database(url)

@@ -7,17 +7,19 @@ workers, production settings), signs in as the filer over HTTP and drives, one a
     GET /livez                       the trivial endpoint of the same app (the baseline)
     GET /reports                     the filer's list, page 1 (50 rows, with the total count)
     GET /reports?status=submitted    the same, filtered
+    GET /account                     for information: a signed-in page without a list
 
 each for --seconds with --connections concurrent connections, using wrk when it is installed
 (`apt-get install wrk`; a C load generator leaves the 2 cores to the server) or Python threads
 otherwise. Goal: list RPS / trivial RPS >= 0.25.
 
     .venv/bin/python bench/reports_list.py [URL] [--reports 100000] [--seconds 10]
-        [--connections 8] [--workers 2] [--tool auto|wrk|python] [--keep]
+        [--connections 8] [--workers 2] [--tool auto|wrk|python] [--keep] [--ddl SQL ...]
 
 URL defaults to $BENCH_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/ttr_bench_reports;
 that database is dropped and created afresh, and dropped again at the end (also on error)
-unless --keep. Only loopback addresses are used. One JSON line is appended to
+unless --keep. --ddl runs extra SQL after the load (a proposed index, before its migration
+exists). Only loopback addresses are used. One JSON line is appended to
 bench/results/reports_list.json.
 """
 from __future__ import annotations
@@ -268,7 +270,8 @@ def sign_in(port: int) -> str:
     from urllib.parse import urlencode
 
     status, headers, html = request(port, "GET", "/auth/login")
-    assert status == 200, status
+    if status != 200:
+        raise RuntimeError(f"GET /auth/login: {status}")
     token = _session_cookie(headers)
     m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
         re.search(r'name="csrf_token" value="([^"]+)"', html)
@@ -288,7 +291,6 @@ def check_list_page(port: int, cookie: str, path: str, expect_total: int) -> int
     if status != 200:
         raise RuntimeError(f"GET {path}: {status} (not signed in?)")
     rows = len(re.findall(r'<a href="/reports/\d+">', html))
-    Path(tempfile.gettempdir(), "reports_list_last_page.html").write_text(html)
     if not re.search(rf"(?<![\d,]){expect_total:,}(?![\d,])|(?<!\d){expect_total}(?!\d)", html):
         raise RuntimeError(f"GET {path}: the total {expect_total} is not on the page")
     if rows != 50:

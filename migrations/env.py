@@ -22,9 +22,19 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
+def _render_item(type_, obj, autogen_context):
+    # Sealed columns are bytes in the database; migrations must not import the cipher.
+    from portal.sealed import Sealed
+
+    if type_ == "type" and isinstance(obj, Sealed):
+        return "sa.LargeBinary()"
+    return False
+
+
 def _run(conn) -> None:
     context.configure(
         connection=conn,
+        render_item=_render_item,
         target_metadata=target_metadata,
         render_as_batch=conn.dialect.name == "sqlite",
         compare_type=True,

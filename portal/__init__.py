@@ -82,8 +82,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.reports.views import bp as reports_bp
     from portal.catalogue.views import bp as catalogue_bp
     from portal.attachments.views import bp as attachments_bp
+    from portal.dialogue.views import bp as dialogue_bp
+    from portal.review.views import bp as review_bp
 
-    for bp in (core_bp, auth_bp, orgs_bp, admin_bp, access_bp, audit_bp, reports_bp, catalogue_bp, attachments_bp):
+    for bp in (core_bp, auth_bp, orgs_bp, admin_bp, access_bp, audit_bp, reports_bp, catalogue_bp, attachments_bp,
+               dialogue_bp, review_bp):
         app.register_blueprint(bp)
 
     from portal.core import errors, templating

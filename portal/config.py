@@ -48,6 +48,8 @@ class Settings:
     blob_store: str = "directory"  # directory | database
     blob_dir: Path | None = None
     max_upload_bytes: int = 1024 * 1024 * 1024
+    review_target_days: int = 20  # business days from submission; an operational target
+    reminder_days: int = 2  # business days before a response is due
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_user: str | None = None

@@ -225,13 +225,14 @@ def test_reviewer_sees_submitted_reports_of_their_compartments_only(app, client,
     t01 = factory.user("reviewer", compartments=("T01",))
     t08 = factory.user("reviewer", compartments=("T08",))
     sign_in(client, t01)
-    listing = client.get("/reports").get_data(as_text=True)
+    assert client.get("/reports").location.startswith("/review/queue")
+    listing = client.get("/review/queue").get_data(as_text=True)
     assert f"/reports/{rid}\"" in listing and f"/reports/{draft}\"" not in listing
     assert client.get(f"/reports/{rid}").status_code == 200
     assert client.get(f"/reports/{draft}").status_code == 404
     other = app.test_client()
     sign_in(other, t08)
-    assert f"/reports/{rid}\"" not in other.get("/reports").get_data(as_text=True)
+    assert f"/reports/{rid}\"" not in other.get("/review/queue").get_data(as_text=True)
     assert other.get(f"/reports/{rid}").status_code == 403
 
 

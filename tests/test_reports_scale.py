@@ -57,11 +57,11 @@ def test_list_page_queries_do_not_grow_with_the_number_of_reports(app, factory, 
     for n, start in ((3, 1), (60, 100)):
         _bulk_reports(app, org.id, filer.id, n, start)
         with count_queries(engine) as c:
-            resp = client.get("/reports?page=1")
+            resp = client.get("/reports?page=1" if role == "filer" else "/review/queue?page=1")
         assert resp.status_code == 200
         counts.append(c["n"])
     assert counts[0] == counts[1], counts
-    assert counts[0] <= 12, counts
+    assert counts[0] <= 16, counts
 
 
 def test_report_page_queries_are_fixed(app, factory):

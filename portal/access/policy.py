@@ -54,6 +54,8 @@ class Action(StrEnum):
     CLEARANCE_REVOKE = "clearance.revoke"
     FACILITY_CLEARANCE_MANAGE = "facility.manage"
     # Auditors.
+    DASHBOARD_VIEW = "dashboard.view"
+    REVIEW_QUEUE = "review.queue"
     AUDIT_READ = "audit.read"
     AUDIT_EXPORT = "audit.export"
 
@@ -104,6 +106,8 @@ RULES: dict[Action, tuple[frozenset[Role], Kind]] = {
     Action.CLEARANCE_GRANT: (frozenset({R.SECURITY_OFFICER}), Kind.USER),
     Action.CLEARANCE_REVOKE: (frozenset({R.SECURITY_OFFICER}), Kind.USER),
     Action.FACILITY_CLEARANCE_MANAGE: (frozenset({R.SECURITY_OFFICER}), Kind.ORG),
+    Action.DASHBOARD_VIEW: (frozenset({R.APPROVER}), Kind.SYSTEM),
+    Action.REVIEW_QUEUE: (frozenset(_CASE_WORKERS), Kind.SYSTEM),
     Action.AUDIT_READ: (frozenset({R.AUDITOR}), Kind.SYSTEM),
     Action.AUDIT_EXPORT: (frozenset({R.AUDITOR}), Kind.SYSTEM),
 }
@@ -137,6 +141,10 @@ class Labels:
     audience: str | None = None
     # A draft is the company's working copy: nobody outside the organisation knows it exists.
     draft: bool = False
+    # METI-only content (internal notes and their attachments): companies never see it.
+    internal: bool = False
+    # For company-visible writes: does the company hold a valid facility clearance (rule 5/6)?
+    audience_facility_valid: bool = True
 
 
 class Protected(Protocol):
@@ -236,6 +244,8 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         return _deny("unknown_classification")
     if role in COMPANY_ROLES and labels.org_id != subject.org_id:
         return _deny("other_organisation", conceal=True)
+    if role in COMPANY_ROLES and labels.internal:
+        return _deny("internal", conceal=True)
     if level < classification:
         return _deny("clearance_level")
     if not labels.compartments <= subject.compartments:
@@ -248,7 +258,7 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         # The company reads the external channel; it never holds csi, and above restricted
         # only with a valid facility clearance, which the writer cannot vouch for: so a
         # company-visible write is capped at what the case itself carries and never csi.
-        if labels.audience == "company" and classification >= Level.CSI:
+        if labels.audience == "company" and not company_may_read(classification, labels.audience_facility_valid):
             return _deny("write_down")
     return ALLOW
 

@@ -30,6 +30,7 @@ class Attachment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True)  # bound into the ciphertext
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(16))
@@ -43,13 +44,16 @@ class Attachment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     report = relationship("Report", lazy="joined")
+    message = relationship("Message", lazy="joined")
 
     def access_labels(self):
         from portal.access.policy import Labels
 
         base = self.report.access_labels()
+        internal = self.message is not None and self.message.channel == "internal"
         return Labels(org_id=base.org_id, classification=self.classification, compartments=base.compartments,
-                      audience="company", draft=base.draft)
+                      audience="government" if internal else "company", draft=base.draft, internal=internal,
+                      audience_facility_valid=self.report.organisation.facility_clearance_valid(_today()))
 
     def policy_target(self):
         return self.access_labels()
@@ -67,3 +71,9 @@ class BlobChunk(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def _today():
+    from portal.core.timeutil import today_jst
+
+    return today_jst()

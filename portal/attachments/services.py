@@ -102,7 +102,8 @@ def clean_filename(raw: str | None) -> str:
 
 
 def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report: Report, filename: str,
-                 classification: str, subject: Subject, actor, today: date, ip: str | None) -> Attachment:
+                 classification: str, subject: Subject, actor, today: date, ip: str | None,
+                 message=None) -> Attachment:
     """Check what arrived and record it; the caller aborts the sink on any exception."""
     if not sink.finished or sink.size == 0:
         raise ServiceError(_("The file is empty. Choose a file with content."), field="file", reason="empty_file")
@@ -114,13 +115,15 @@ def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report
     level = Level.parse(classification or "")
     if level is None:
         raise ServiceError(_("Choose a classification from the list."), field="classification", reason="unknown_level")
-    if report.status not in EDITABLE:
+    if message is None and report.status not in EDITABLE:
         raise ServiceError(_("Files can be added only while the report is a draft or returned for correction."),
                            reason="not_editable")
     att = Attachment(uid=sink.uid, report_id=report.id, filename=name, content_type=sniff.content_type(kind, name),
                      kind=kind, size=sink.size, sha256=sink.encryptor.plaintext_sha256, classification=level.value,
-                     blob_key=sink.blob_key, kek_id="", wrapped_dek=b"", uploaded_by_id=actor.id)
+                     blob_key=sink.blob_key, kek_id="", wrapped_dek=b"", uploaded_by_id=actor.id,
+                     message_id=message.id if message is not None else None)
     att.report = report
+    att.message = message
     d = decide(subject, Action.ATTACHMENT_UPLOAD, att.access_labels(), today=today)
     if not d.allowed:
         raise ServiceError(_("You may not attach a file of this classification to this report."),
@@ -141,7 +144,8 @@ def plaintext(store: BlobStore, keyring: Keyring, att: Attachment) -> Iterator[b
 
 
 def list_for_report(session: Session, report: Report) -> list[Attachment]:
-    return list(session.execute(select(Attachment).where(Attachment.report_id == report.id)
+    return list(session.execute(select(Attachment).where(Attachment.report_id == report.id,
+                                                         Attachment.message_id.is_(None))
                                 .order_by(Attachment.created_at, Attachment.id)).scalars())
 
 

@@ -13,7 +13,7 @@ from crypto import DecryptionError
 from portal import db
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.access.policy import Action
-from portal.attachments import services
+from portal.attachments import services, web
 from portal.attachments.keys import current_keyring
 from portal.attachments.models import Attachment
 from portal.auth.forms import EmptyForm
@@ -54,63 +54,34 @@ def _render(report: Report, error: str | None = None, status: int = 200):
 
 
 @bp.route("/reports/<int:report_id>/attachments", methods=["POST"])
-@csrf.exempt  # the token is checked after the streamed body is parsed (see below)
+@csrf.exempt  # the token is checked after the streamed body is parsed (attachments.web)
 @guarded(Action.REPORT_EDIT, load=_load_report)
 def upload(obj: Report):
     """The body is parsed only after the policy allowed the upload. Werkzeug writes the
     file part straight into an UploadSink, which encrypts into the blob store."""
     store = _store()
-    limit = settings().max_upload_bytes
-    sinks: list[services.UploadSink] = []
-
-    def factory(total_content_length=None, content_type=None, filename=None, content_length=None):
-        if sinks:
-            raise ServiceError(_("Upload one file at a time."), reason="several_files")
-        sinks.append(services.UploadSink(store, limit))
-        return sinks[0]
-
-    request.max_content_length = limit + 64 * 1024
-    request._get_file_stream = factory  # type: ignore[method-assign]
-    reason = None
+    received = None
     try:
-        try:
-            files, form = request.files, request.form
-        except RequestEntityTooLarge:
-            reason, message, status = "too_large", _("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024)), 413
-            raise
-        except ServiceError as e:
-            reason, message, status = e.reason, e.message, 400
-            raise
-        except BadRequest:
-            reason, message, status = "broken_upload", _("The upload did not arrive complete. Try again."), 400
-            raise
-        try:
-            validate_csrf(form.get("csrf_token"))
-        except ValidationError:
-            reason, message, status = "csrf", _("The page was open too long or was sent twice. Go back, reload the page and try again."), 400
-            raise
-        if not sinks or "file" not in files:
-            reason, message, status = "no_file", _("Choose a file to upload."), 400
-            raise ServiceError(message, reason=reason)
-        try:
-            att = services.store_upload(db.session(), current_keyring(), sinks[0], report=obj,
-                                        filename=files["file"].filename, classification=form.get("classification", ""),
-                                        subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip())
-            sinks[0].commit()
-            db.commit()
-        except ServiceError as e:
-            reason, message, status = e.reason, e.message, 400
-            raise
-    except Exception:
-        for sink in sinks:
-            sink.abort()
+        received = web.receive(store, settings().max_upload_bytes)
+        if received.sink is None:
+            raise web.UploadRefused(_("Choose a file to upload."), "no_file")
+        att = services.store_upload(db.session(), current_keyring(), received.sink, report=obj,
+                                    filename=received.filename, classification=received.form.get("classification", ""),
+                                    subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip())
+        received.sink.commit()
+        db.commit()
+    except ServiceError as e:
+        if received is not None:
+            received.abort()
         db.rollback()
-        if reason is None:
-            raise
-        audit("attachment.upload", outcome="failure", reason=reason, target_type="report", target_id=obj.id,
+        audit("attachment.upload", outcome="failure", reason=e.reason, target_type="report", target_id=obj.id,
               case_ref=obj.reference)
         db.commit()
-        return _render(obj, message, status)
+        return _render(obj, e.message, getattr(e, "status", 400))
+    except Exception:
+        if received is not None:
+            received.abort()
+        raise
     flash(_("The file %(name)s has been encrypted and attached.", name=att.filename), "success")
     return redirect(url_for("attachments.index", report_id=obj.id))
 

@@ -36,6 +36,22 @@ def _status_label(status: str) -> str:
     return str(STATUS_LABELS.get(status, status))
 
 
+def _unread_notifications() -> int:
+    from flask_login import current_user
+
+    from portal import db
+    from portal.dialogue.notify import unread_count
+
+    return unread_count(db.session(), current_user.id) if current_user.is_authenticated else 0
+
+
+def _notification_label(kind: str) -> str:
+    from portal.dialogue.notify import SUBJECTS
+
+    ja, en = SUBJECTS.get(kind, (kind, kind))
+    return ja if str(get_locale()) == "ja" else en
+
+
 def init_app(app) -> None:
     app.jinja_env.filters["jdate"] = jdate
     app.jinja_env.filters["yen"] = yen
@@ -48,5 +64,6 @@ def init_app(app) -> None:
     def _globals():
         from portal.reports.content import FIELD_LABELS
 
-        return {"field_labels": FIELD_LABELS, "can": can, "Action": Action, "settings": app.config["SETTINGS"],
+        return {"field_labels": FIELD_LABELS, "can": can, "unread_notifications": _unread_notifications,
+                "notification_label": _notification_label, "Action": Action, "settings": app.config["SETTINGS"],
                 "current_locale": str(get_locale())}

@@ -40,6 +40,12 @@ class Report(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
     version_count: Mapped[int] = mapped_column(default=0)
+    # The review clock (business days on the government calendar) stops while the case
+    # awaits the company: days already paused, and since when the current pause runs.
+    paused_days: Mapped[int] = mapped_column(default=0)
+    awaiting_since: Mapped[date | None]
+    response_due: Mapped[date | None]
+    closed_at: Mapped[datetime | None]
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     technology: Mapped[Technology | None] = relationship(lazy="joined")

@@ -15,7 +15,7 @@ from portal.access.levels import Level
 from portal.access.policy import Action, Subject, decide
 from portal.audit.trail import record
 from portal.auth.models import User
-from portal.calendar import add_business_days, is_business_day
+from portal.calendar import add_business_days, business_days_between, is_business_day
 from portal.catalogue.models import Technology
 from portal.core.service import ServiceError
 from portal.db import utcnow
@@ -182,7 +182,8 @@ def check_for_submission(session: Session, report: Report, today: date) -> C.Fin
 # ------------------------------------------------------------------ transitions
 
 def transition(session: Session, report: Report, name: str, *, subject: Subject, actor: User, today: date,
-               ip: str | None, comment: str | None = None) -> Report:
+               ip: str | None, comment: str | None = None, due: date | None = None,
+               assignee: User | None = None) -> Report:
     t = S.TRANSITIONS.get(name)
     if t is None:
         raise Refused(_("This action does not exist."), reason="unknown_transition")
@@ -201,7 +202,19 @@ def transition(session: Session, report: Report, name: str, *, subject: Subject,
     if name in ("submit", "resubmit"):
         _freeze_version(session, report, actor=actor, today=today)
     if name == "take":
-        report.assignee_id = actor.id
+        report.assignee_id = (assignee or actor).id
+    if name == "request_info":
+        if due is None or due <= today:
+            raise ServiceError(_("Enter a response due date after today."), field="due_date", reason="bad_due_date")
+        report.awaiting_since = today
+        report.response_due = due
+    if report.awaiting_since is not None and t.target != S.AWAITING:
+        # The company answered (or the case ended): the paused days stop counting.
+        report.paused_days += business_days_between(report.awaiting_since, today)
+        report.awaiting_since = None
+        report.response_due = None
+    if t.target in (S.CLOSED, S.INFORM_ISSUED, S.WITHDRAWN):
+        report.closed_at = utcnow()
     if name == "return":
         report.draft = _latest_content(session, report)
     report.status = t.target
@@ -217,7 +230,8 @@ def transition(session: Session, report: Report, name: str, *, subject: Subject,
 def _lock_report(session: Session, report: Report) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Report.id).where(Report.id == report.id).with_for_update())
-    session.refresh(report, attribute_names=["status", "version_count", "reference", "draft"])
+    session.refresh(report, attribute_names=["status", "version_count", "reference", "draft", "awaiting_since",
+                                             "paused_days", "assignee_id"])
 
 
 def _freeze_version(session: Session, report: Report, *, actor: User, today: date) -> None:

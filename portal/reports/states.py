@@ -40,7 +40,7 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in [
     Transition("withdraw", frozenset(OPEN_STATUSES), WITHDRAWN, Action.REPORT_WITHDRAW, needs_comment=True),
     Transition("take", frozenset({SUBMITTED}), UNDER_REVIEW, Action.REPORT_REVIEW),
     Transition("request_info", frozenset({UNDER_REVIEW}), AWAITING, Action.REPORT_REVIEW, needs_comment=True),
-    Transition("answer", frozenset({AWAITING}), UNDER_REVIEW, Action.MESSAGE_POST),
+    Transition("answer", frozenset({AWAITING}), UNDER_REVIEW, Action.REPORT_SUBMIT),
     Transition("return", frozenset({UNDER_REVIEW}), RETURNED, Action.REPORT_REVIEW, needs_comment=True),
     Transition("close", frozenset({UNDER_REVIEW}), CLOSED, Action.REPORT_REVIEW, needs_comment=True),
     Transition("issue_inform", frozenset({UNDER_REVIEW}), INFORM_ISSUED, Action.INFORM_APPROVE),

@@ -12,7 +12,7 @@ from portal.auth.forms import EmptyForm
 from portal.core.guard import audit, authorize_object, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
-from portal.core.web import client_ip
+from portal.core.web import client_ip, settings
 from portal.reports import content as C
 from portal.reports import services, states as S
 from portal.reports.forms import STEP_FORMS, SubmitForm, WithdrawForm, to_values
@@ -67,6 +67,8 @@ def index():
     status = request.args.get("status") or None
     tech = (request.args.get("technology") or "")[:32] or None
     page_no = request.args.get("page", 1, type=int) or 1
+    if not current_user.role_enum.is_company:
+        return redirect(url_for("review.queue", **request.args))
     if current_user.role_enum.is_company:
         page = services.org_reports(s, current_user.organisation_id, status=status, technology=tech, page=page_no)
         template = "reports/index.html"
@@ -227,12 +229,31 @@ def done(obj: Report):
 @bp.route("/reports/<int:report_id>")
 @guarded(Action.REPORT_VIEW, load=_load)
 def show(obj: Report):
+    from portal.dialogue import services as dialogue
+    from portal.review import services as review
+    from portal.review.clock import clocks
+
     s = db.session()
+    today = today_jst()
+    subject = current_subject()
+    channels = dialogue.readable_threads(s, obj, subject=subject, user_id=current_user.id, today=today)
+    is_worker = services.decide(subject, Action.REPORT_REVIEW, obj, today=today).allowed
     audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, org_id=obj.organisation_id)
     db.commit()
     vs = services.versions(s, obj)
     latest = vs[-1].data if vs else obj.draft_data
+    from portal.review.forms import AssignForm, CloseForm, ReturnForm
+    from portal.access.levels import LEVEL_LABELS, Level
+
     return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest),
+                           channels=channels, is_worker=is_worker,
+                           clocks=clocks(obj, today, settings().review_target_days),
+                           workers=review.case_workers(s, obj, today) if is_worker and services.decide(
+                               subject, Action.REPORT_ASSIGN, obj, today=today).allowed else [],
+                           assign_form=AssignForm(), return_form=ReturnForm(), close_form=CloseForm(),
+                           empty=EmptyForm(), levels=[(l.value, LEVEL_LABELS[l]) for l in Level],
+                           assignee=s.get(type(current_user._get_current_object()), obj.assignee_id) if obj.assignee_id else None,
+                           today=today,
                            history=services.history(s, obj), fields=C.STEP_FIELDS, titles=C.STEP_TITLES,
                            steps=C.STEPS, deadline=services.next_deadline(obj, today_jst()),
                            withdraw_form=WithdrawForm(), statuses=S.STATUS_LABELS,

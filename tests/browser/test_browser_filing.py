@@ -74,7 +74,7 @@ def test_filer_files_a_report_and_a_reviewer_sees_it(page, browser, live_server,
     ctx = browser.new_context(base_url=live_server, locale="ja-JP")
     other = ctx.new_page()
     _sign_in(other, reviewer)
-    other.goto("/reports")
+    other.goto("/review/queue")
     assert reference in other.content()
     other.get_by_role("link", name=reference).click()
     assert "ArFレジスト" in other.content()

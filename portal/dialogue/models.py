@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base, utcnow
+from portal.sealed import Sealed
+
+EXTERNAL, INTERNAL = "external", "internal"
+
+
+class Message(Base):
+    """Append-only: a correction is a new message. The body is sealed at rest."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_report_channel_id", "report_id", "channel", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Sealed("messages.body"))
+    classification: Mapped[str] = mapped_column(String(16))
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    is_request: Mapped[bool] = mapped_column(default=False)
+    due_date: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    author = relationship("User", lazy="joined")
+    report = relationship("Report", lazy="joined")
+
+    def access_labels(self):
+        from portal.access.policy import Labels
+
+        base = self.report.access_labels()
+        return Labels(org_id=base.org_id, classification=self.classification, compartments=base.compartments,
+                      audience="company" if self.channel == EXTERNAL else "government",
+                      internal=self.channel == INTERNAL,
+                      audience_facility_valid=self.report.organisation.facility_clearance_valid(_today()))
+
+    def policy_target(self):
+        return self.access_labels()
+
+    @property
+    def audit_target(self) -> tuple[str, int]:
+        return ("message", self.id)
+
+
+class ReadMark(Base):
+    """How far a person has read a case's channel."""
+
+    __tablename__ = "read_marks"
+    __table_args__ = (UniqueConstraint("user_id", "report_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    last_read_id: Mapped[int] = mapped_column(default=0)
+
+
+class Notification(Base):
+    """In-app notice: that something happened on which case; never the content."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_read", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+    report = relationship("Report", lazy="joined")
+
+
+class JobRun(Base):
+    """One row per job and day: the unique key makes exactly one server do the work."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "run_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))
+    run_on: Mapped[date]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(String(200))
+
+
+def _today():
+    from portal.core.timeutil import today_jst
+
+    return today_jst()

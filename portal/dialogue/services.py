@@ -1,0 +1,165 @@
+"""The dialogue: per case an external channel (company ⇄ METI) and an internal one (METI
+only); append-only messages, classification per message, replies that quote, requests for
+information with a due date, read state per person."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from portal.access.levels import Level
+from portal.access.policy import Action, Labels, Subject, decide
+from portal.audit.trail import record
+from portal.core.service import ServiceError
+from portal.dialogue import notify
+from portal.dialogue.models import EXTERNAL, INTERNAL, Message, ReadMark
+from portal.reports import services as reports
+from portal.reports import states as S
+from portal.reports.models import Report
+
+MAX_BODY = 20000
+OPEN_FOR_DIALOGUE = (S.SUBMITTED, S.UNDER_REVIEW, S.AWAITING, S.RETURNED)
+CHANNELS = (EXTERNAL, INTERNAL)
+
+
+def read_action(channel: str) -> Action:
+    return Action.MESSAGE_READ if channel == EXTERNAL else Action.INTERNAL_NOTE_READ
+
+
+def post_action(channel: str) -> Action:
+    return Action.MESSAGE_POST if channel == EXTERNAL else Action.INTERNAL_NOTE_POST
+
+
+def channel_labels(report: Report, channel: str, classification: str, today: date) -> Labels:
+    base = report.access_labels()
+    return Labels(org_id=base.org_id, classification=classification, compartments=base.compartments,
+                  audience="company" if channel == EXTERNAL else "government", internal=channel == INTERNAL,
+                  audience_facility_valid=report.organisation.facility_clearance_valid(today), draft=base.draft)
+
+
+def post(session: Session, report: Report, *, channel: str, body: str, classification: str,
+         reply_to: int | None, due: date | None, subject: Subject, actor, today: date, ip: str | None,
+         base_url: str) -> Message:
+    """Checks, in order: the channel exists, the case is open, the policy (role, clearance,
+    organisation, no write-down), the reply target, the body. Nothing is written on refusal."""
+    if channel not in CHANNELS:
+        raise ServiceError(_("This channel does not exist."), reason="unknown_channel")
+    lvl = Level.parse(classification or "")
+    if lvl is None:
+        raise ServiceError(_("Choose a classification from the list."), field="classification", reason="unknown_level")
+    d = decide(subject, post_action(channel), channel_labels(report, channel, lvl.value, today), today=today)
+    if not d.allowed:
+        if d.reason == "write_down":
+            raise ServiceError(_("A message classified %(level)s cannot be sent to the company: the company may not read it. Lower the classification or write an internal note.",
+                                 level=lvl.label), field="classification", reason="write_down")
+        raise reports.Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
+    if report.status not in OPEN_FOR_DIALOGUE:
+        raise ServiceError(_("This case is closed: no more messages can be added."), reason="case_closed")
+    body = (body or "").strip()
+    if not body:
+        raise ServiceError(_("Write your message."), field="body", reason="empty_body")
+    if len(body) > MAX_BODY:
+        raise ServiceError(_("Enter at most %(n)d characters.", n=MAX_BODY), field="body", reason="too_long")
+    if reply_to is not None:
+        target = session.get(Message, reply_to)
+        if target is None or target.report_id != report.id or target.channel != channel:
+            raise ServiceError(_("The message you are replying to does not exist in this thread."),
+                               field="body", reason="bad_reply")
+    is_company = actor.role_enum.is_company
+    if due is not None and (is_company or channel != EXTERNAL):
+        raise ServiceError(_("Only METI can set a response due date, in the external channel."),
+                           field="due_date", reason="due_not_allowed")
+    msg = Message(report_id=report.id, channel=channel, author_id=actor.id, body=body, classification=lvl.value,
+                  reply_to_id=reply_to, is_request=due is not None, due_date=due)
+    msg.report = report
+    session.add(msg)
+    session.flush()
+    record(session, "message.post", actor=actor, source_ip=ip, target_type="message", target_id=msg.id,
+           case_ref=report.reference, org_id=report.organisation_id,
+           details={"channel": channel, "classification": lvl.value, "request": due is not None})
+    kind = "message"
+    if due is not None:
+        if report.status == S.SUBMITTED:
+            reports.transition(session, report, "take", subject=subject, actor=actor, today=today, ip=ip)
+        reports.transition(session, report, "request_info", subject=subject, actor=actor, today=today, ip=ip,
+                           comment=_("Request for information (due %(date)s)", date=due.isoformat()), due=due)
+        kind = "request"
+    elif is_company and report.status == S.AWAITING:
+        reports.transition(session, report, "answer", subject=subject, actor=actor, today=today, ip=ip)
+        kind = "answer"
+    _mark(session, actor.id, report.id, channel, msg.id)
+    # Tell the other side.
+    from portal.auth.models import User
+
+    if channel == INTERNAL:
+        recipients = [session.get(User, report.assignee_id)] if report.assignee_id not in (None, actor.id) else []
+    elif is_company:
+        recipients = [session.get(User, report.assignee_id)] if report.assignee_id else []
+    else:
+        recipients = notify.company_recipients(session, report.organisation_id)
+    notify.notify(session, recipients, report, kind, base_url)
+    return msg
+
+
+def thread(session: Session, report: Report, channel: str) -> list[Message]:
+    from portal.attachments.models import Attachment
+
+    msgs = list(session.execute(select(Message).where(Message.report_id == report.id, Message.channel == channel)
+                                .order_by(Message.id)).scalars())
+    if msgs:
+        atts = session.execute(select(Attachment).where(Attachment.message_id.in_([m.id for m in msgs]))
+                               .order_by(Attachment.id)).scalars()
+        by_msg: dict[int, list] = {}
+        for a in atts:
+            by_msg.setdefault(a.message_id, []).append(a)
+        for m in msgs:
+            m.files = by_msg.get(m.id, [])
+    return msgs
+
+
+def readable_threads(session: Session, report: Report, *, subject: Subject, user_id: int,
+                     today: date) -> list[tuple[str, list[Message]]]:
+    """The channels this person may read, each with the messages whose own classification
+    they may read; reading marks them read."""
+    if report.status == S.DRAFT:
+        return []
+    out = []
+    for ch in CHANNELS:
+        if not decide(subject, read_action(ch), channel_labels(report, ch, "public", today), today=today).allowed:
+            continue
+        msgs = [m for m in thread(session, report, ch) if decide(subject, read_action(ch), m, today=today).allowed]
+        mark_read(session, user_id, report, ch, msgs)
+        out.append((ch, msgs))
+    return out
+
+
+def _mark(session: Session, user_id: int, report_id: int, channel: str, last_id: int) -> None:
+    mark = session.execute(select(ReadMark).where(ReadMark.user_id == user_id, ReadMark.report_id == report_id,
+                                                  ReadMark.channel == channel)).scalar_one_or_none()
+    if mark is None:
+        session.add(ReadMark(user_id=user_id, report_id=report_id, channel=channel, last_read_id=last_id))
+    elif last_id > mark.last_read_id:
+        mark.last_read_id = last_id
+    session.flush()
+
+
+def mark_read(session: Session, user_id: int, report: Report, channel: str, messages: list[Message]) -> None:
+    if messages:
+        _mark(session, user_id, report.id, channel, messages[-1].id)
+
+
+def unread_by_report(session: Session, user_id: int, report_ids: list[int], channels: tuple[str, ...]) -> dict[int, int]:
+    """Unread messages per case for one person, in one query."""
+    if not report_ids:
+        return {}
+    mark = ReadMark.__table__.alias("m")
+    q = (select(Message.report_id, func.count())
+         .select_from(Message)
+         .outerjoin(mark, and_(mark.c.user_id == user_id, mark.c.report_id == Message.report_id,
+                               mark.c.channel == Message.channel))
+         .where(Message.report_id.in_(report_ids), Message.channel.in_(channels), Message.author_id != user_id,
+                Message.id > func.coalesce(mark.c.last_read_id, 0))
+         .group_by(Message.report_id))
+    return {rid: n for rid, n in session.execute(q).all()}

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from wtforms import IntegerField, TextAreaField
+from wtforms.validators import Length
+
+from portal.core.forms import BaseForm, Required, strip
+
+
+class AssignForm(BaseForm):
+    assignee = IntegerField(_l("Assign to"), validators=[Required(_l("Choose a reviewer."))])
+
+
+class ReturnForm(BaseForm):
+    comment = TextAreaField(_l("What must be corrected"), filters=[strip],
+                            validators=[Required(_l("Enter what the company must correct.")), Length(max=10000)],
+                            description=_l("The company sees this text, for example: 相手方の所在地を記載してください。"))
+
+
+class CloseForm(BaseForm):
+    summary = TextAreaField(_l("Summary for the company"), filters=[strip],
+                            validators=[Required(_l("Enter a summary for the company.")), Length(max=10000)],
+                            description=_l("The company sees this summary when the case is closed without an inform."))

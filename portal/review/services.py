@@ -1,0 +1,192 @@
+"""The review console: the queue a case worker may see, assignment, and the dashboard."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from portal.access.levels import Role
+from portal.access.policy import Action, Subject, decide
+from portal.auth.models import User
+from portal.calendar import business_days_between
+from portal.catalogue.models import Technology
+from portal.core.service import ServiceError
+from portal.core.timeutil import JST
+from portal.dialogue.models import EXTERNAL, INTERNAL, Message
+from portal.dialogue.services import unread_by_report
+from portal.reports import services as reports
+from portal.reports import states as S
+from portal.reports.models import Report
+from portal.review.clock import Clocks, clocks
+
+SORTS = {
+    "submitted": (Report.submitted_at.desc(),),
+    "submitted_asc": (Report.submitted_at.asc(),),
+    "transfer": (Report.planned_transfer_date.asc(),),
+    "reference": (Report.reference.asc(),),
+    "due": (Report.response_due.asc(),),
+}
+PER_PAGE = 50
+
+
+@dataclass
+class Filters:
+    status: str | None = None
+    technology: str | None = None
+    country: str | None = None
+    assignee: str | None = None  # "me" | "none" | user id
+    overdue: bool = False
+    unread: bool = False
+    sort: str = "submitted"
+    page: int = 1
+
+
+@dataclass
+class Row:
+    report: Report
+    clocks: Clocks
+    unread: int
+    assignee: str | None
+
+
+@dataclass
+class Queue:
+    rows: list[Row]
+    total: int
+    page: int
+    pages: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _overdue_condition(today: date, target_days: int):
+    """A SQL approximation used only to narrow the list; each row's flag comes from clocks()."""
+    approx = today - timedelta(days=int(target_days * 7 / 5))
+    return or_(
+        and_(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW]), Report.submitted_at < _start_of(approx)),
+        and_(Report.status == S.AWAITING, Report.response_due < today),
+        and_(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW, S.AWAITING]), Report.planned_transfer_date < today),
+    )
+
+
+def _start_of(d: date):
+    from datetime import datetime, time
+
+    return datetime.combine(d, time(), JST)
+
+
+def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: date, target_days: int) -> Queue:
+    base = reports.visible_to_government(subject)
+    cond = [base]
+    if f.status in S.STATUS_LABELS and f.status != S.DRAFT:
+        cond.append(Report.status == f.status)
+    if f.technology:
+        cond.append(Report.technology.has(Technology.code == f.technology))
+    if f.country:
+        cond.append(Report.destination_country == f.country)
+    if f.assignee == "me":
+        cond.append(Report.assignee_id == user.id)
+    elif f.assignee == "none":
+        cond.append(Report.assignee_id.is_(None))
+    elif f.assignee and f.assignee.isdigit():
+        cond.append(Report.assignee_id == int(f.assignee))
+    if f.overdue:
+        cond.append(_overdue_condition(today, target_days))
+    if f.unread:
+        cond.append(Report.id.in_(_unread_reports_subquery(user.id)))
+    where = and_(*cond)
+    total = session.execute(select(func.count()).select_from(Report).where(where)).scalar_one()
+    pages = max(1, -(-total // PER_PAGE))
+    page = max(1, min(f.page, pages))
+    order = SORTS.get(f.sort, SORTS["submitted"]) + (Report.id.desc(),)
+    items = list(session.execute(select(Report).where(where).order_by(*order)
+                                 .limit(PER_PAGE).offset((page - 1) * PER_PAGE)).scalars())
+    unread = unread_by_report(session, user.id, [r.id for r in items], (EXTERNAL, INTERNAL))
+    names = _names(session, {r.assignee_id for r in items if r.assignee_id})
+    rows = [Row(r, clocks(r, today, target_days), unread.get(r.id, 0), names.get(r.assignee_id)) for r in items
+            if decide(subject, Action.REPORT_VIEW, r, today=today).allowed]
+    counts = dict(session.execute(select(Report.status, func.count()).where(base).group_by(Report.status)).all())
+    return Queue(rows, total, page, pages, counts)
+
+
+def _unread_reports_subquery(user_id: int):
+    from portal.dialogue.models import ReadMark
+
+    mark = ReadMark.__table__.alias("m2")
+    return (select(Message.report_id)
+            .outerjoin(mark, and_(mark.c.user_id == user_id, mark.c.report_id == Message.report_id,
+                                  mark.c.channel == Message.channel))
+            .where(Message.author_id != user_id, Message.id > func.coalesce(mark.c.last_read_id, 0)))
+
+
+def _names(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
+
+
+def case_workers(session: Session, report: Report, today: date) -> list[User]:
+    """Who may be assigned a case: active reviewers and approvers whom the policy lets review it."""
+    from portal.access.subject import subject_for
+
+    users = session.execute(select(User).where(User.active.is_(True),
+                                               User.role.in_([Role.REVIEWER.value, Role.APPROVER.value]))
+                            .order_by(User.name)).scalars()
+    return [u for u in users if decide(subject_for(session, u, today), Action.REPORT_REVIEW, report, today=today).allowed]
+
+
+def assign(session: Session, report: Report, assignee_id: int, *, subject: Subject, actor: User, today: date,
+           ip: str | None, base_url: str) -> None:
+    from portal.audit.trail import record
+    from portal.dialogue import notify
+
+    d = decide(subject, Action.REPORT_ASSIGN, report, today=today)
+    if not d.allowed:
+        raise reports.Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
+    target = next((u for u in case_workers(session, report, today) if u.id == assignee_id), None)
+    if target is None:
+        raise ServiceError(_("Choose a reviewer who may see this case."), field="assignee", reason="bad_assignee")
+    if report.status == S.SUBMITTED:
+        reports.transition(session, report, "take", subject=subject, actor=actor, today=today, ip=ip, assignee=target)
+    elif report.status in (S.UNDER_REVIEW, S.AWAITING):
+        report.assignee_id = target.id
+    else:
+        raise ServiceError(_("Only open cases can be assigned."), reason="illegal_transition")
+    record(session, "report.assign", actor=actor, source_ip=ip, target_type="report", target_id=report.id,
+           case_ref=report.reference, org_id=report.organisation_id, details={"assignee": target.id})
+    if target.id != actor.id:
+        notify.notify(session, [target], report, "assigned", base_url)
+
+
+# ------------------------------------------------------------------ dashboard
+
+@dataclass
+class Dashboard:
+    by_status: list[tuple[str, int]]
+    by_technology: list[tuple[str, int]]
+    by_country: list[tuple[str, int]]
+    median_days_to_close: float | None
+    closed_count: int
+    overdue: int
+
+
+def dashboard(session: Session, subject: Subject, *, today: date, target_days: int) -> Dashboard:
+    visible = reports.visible_to_government(subject)
+    by_status = session.execute(select(Report.status, func.count()).where(visible).group_by(Report.status)
+                                .order_by(func.count().desc())).all()
+    by_tech = session.execute(select(Technology.code, func.count()).join(Report, Report.technology_id == Technology.id)
+                              .where(visible).group_by(Technology.code).order_by(Technology.code)).all()
+    by_country = session.execute(select(Report.destination_country, func.count()).where(visible)
+                                 .group_by(Report.destination_country).order_by(func.count().desc()).limit(12)).all()
+    closed = session.execute(select(Report).where(Report.status.in_([S.CLOSED, S.INFORM_ISSUED]),
+                                                   Report.submitted_at.is_not(None), Report.closed_at.is_not(None))
+                             .order_by(Report.closed_at.desc()).limit(2000)).scalars().all()
+    durations = [clocks(r, today, target_days).review_days for r in closed]
+    durations = [d for d in durations if d is not None]
+    overdue = session.execute(select(func.count()).select_from(Report)
+                              .where(_overdue_condition(today, target_days))).scalar_one()
+    return Dashboard(list(by_status), list(by_tech), [(c or "–", n) for c, n in by_country],
+                     statistics.median(durations) if durations else None, len(durations), overdue)

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale, gettext as _
+from flask_login import current_user
+
+from portal import db
+from portal.access.policy import Action
+from portal.auth.forms import EmptyForm
+from portal.core.guard import audit, current_subject, guarded
+from portal.core.service import ServiceError
+from portal.core.timeutil import today_jst
+from portal.core.web import client_ip, settings
+from portal.reports import services as reports
+from portal.reports import states as S
+from portal.reports.models import Report
+from portal.reports.reference_data import countries, country_name
+from portal.review import charts, services
+from portal.review.forms import AssignForm, CloseForm, ReturnForm
+
+bp = Blueprint("review", __name__, url_prefix="/review")
+
+
+def _load(report_id: int):
+    return db.session().get(Report, report_id)
+
+
+@bp.route("/queue")
+@guarded(Action.REVIEW_QUEUE)
+def queue():
+    a = request.args
+    f = services.Filters(
+        status=a.get("status") or None, technology=(a.get("technology") or "")[:32] or None,
+        country=(a.get("country") or "")[:2] or None, assignee=(a.get("assignee") or "")[:12] or None,
+        overdue=a.get("overdue") == "1", unread=a.get("unread") == "1",
+        sort=a.get("sort") if a.get("sort") in services.SORTS else "submitted",
+        page=a.get("page", 1, type=int) or 1)
+    today = today_jst()
+    q = services.queue(db.session(), current_subject(), current_user, f, today=today,
+                       target_days=settings().review_target_days)
+    loc = str(get_locale())
+    return render_template("review/queue.html", q=q, f=f, statuses=S.STATUS_LABELS,
+                           technologies=reports.technologies_in_force(db.session(), today), countries=countries(loc),
+                           country_name=lambda c: country_name(c, loc), sorts=services.SORTS,
+                           args={k: v for k, v in a.items() if k != "page"})
+
+
+def _transition(report: Report, name: str, comment: str | None, due: date | None = None):
+    try:
+        reports.transition(db.session(), report, name, subject=current_subject(), actor=current_user,
+                           today=today_jst(), ip=client_ip(), comment=comment, due=due)
+        from portal.dialogue import notify
+
+        kind = {"return": "returned", "close": "closed"}.get(name)
+        if kind:
+            notify.notify(db.session(), notify.company_recipients(db.session(), report.organisation_id), report, kind,
+                          settings().base_url)
+        db.commit()
+        return True, None
+    except reports.Refused as e:
+        db.rollback()
+        audit("report.refused", outcome="denied", reason=e.reason, target_type="report", target_id=report.id,
+              case_ref=report.reference)
+        db.commit()
+        if e.conceal:
+            abort(404)
+        return False, e.message
+    except ServiceError as e:
+        db.rollback()
+        audit(f"report.{name}", outcome="failure", reason=e.reason, target_type="report", target_id=report.id,
+              case_ref=report.reference)
+        db.commit()
+        return False, e.message
+
+
+@bp.route("/cases/<int:report_id>/take", methods=["POST"])
+@guarded(Action.REPORT_REVIEW, load=_load)
+def take(obj: Report):
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    ok, message = _transition(obj, "take", None)
+    flash(_("You have taken this case.") if ok else message, "success" if ok else "error")
+    return redirect(url_for("reports.show", report_id=obj.id))
+
+
+@bp.route("/cases/<int:report_id>/assign", methods=["POST"])
+@guarded(Action.REPORT_ASSIGN, load=_load)
+def assign(obj: Report):
+    form = AssignForm()
+    if not form.validate_on_submit():
+        flash(_("Choose a reviewer."), "error")
+        return redirect(url_for("reports.show", report_id=obj.id))
+    try:
+        services.assign(db.session(), obj, form.assignee.data, subject=current_subject(), actor=current_user,
+                        today=today_jst(), ip=client_ip(), base_url=settings().base_url)
+        db.commit()
+        flash(_("The case has been assigned."), "success")
+    except ServiceError as e:
+        db.rollback()
+        audit("report.assign", outcome="failure", reason=e.reason, target_type="report", target_id=obj.id)
+        db.commit()
+        flash(e.message, "error")
+    return redirect(url_for("reports.show", report_id=obj.id))
+
+
+@bp.route("/cases/<int:report_id>/return", methods=["POST"])
+@guarded(Action.REPORT_REVIEW, load=_load)
+def return_(obj: Report):
+    form = ReturnForm()
+    if not form.validate_on_submit():
+        flash(_("Enter what the company must correct."), "error")
+        return redirect(url_for("reports.show", report_id=obj.id))
+    ok, message = _transition(obj, "return", form.comment.data)
+    flash(_("The report has been returned for correction.") if ok else message, "success" if ok else "error")
+    return redirect(url_for("reports.show", report_id=obj.id))
+
+
+@bp.route("/cases/<int:report_id>/close", methods=["POST"])
+@guarded(Action.REPORT_REVIEW, load=_load)
+def close(obj: Report):
+    form = CloseForm()
+    if not form.validate_on_submit():
+        flash(_("Enter a summary for the company."), "error")
+        return redirect(url_for("reports.show", report_id=obj.id))
+    ok, message = _transition(obj, "close", form.summary.data)
+    flash(_("The case has been closed without an inform.") if ok else message, "success" if ok else "error")
+    return redirect(url_for("reports.show", report_id=obj.id))
+
+
+@bp.route("/dashboard")
+@guarded(Action.DASHBOARD_VIEW)
+def dashboard():
+    d = services.dashboard(db.session(), current_subject(), today=today_jst(), target_days=settings().review_target_days)
+    loc = str(get_locale())
+    status_chart = charts.bars([(str(S.STATUS_LABELS.get(k, k)), n) for k, n in d.by_status], _("Cases by status"))
+    tech_chart = charts.bars(d.by_technology, _("Cases by technology"))
+    country_chart = charts.bars([(country_name(c, loc) if c != "–" else c, n) for c, n in d.by_country],
+                                _("Cases by destination"))
+    return render_template("review/dashboard.html", d=d, charts=[status_chart, tech_chart, country_chart])
