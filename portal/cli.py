@@ -346,6 +346,34 @@ def blobs_check() -> None:
         sys.exit(1)
 
 
+@main.group()
+def jobs() -> None:
+    """Background jobs (run from cron; safe on several servers at once)."""
+
+
+@jobs.command("run")
+@click.option("--date", "on", default=None, help="Run as if today were this date (YYYY-MM-DD); for catching up.")
+def jobs_run(on) -> None:
+    """Send due-date reminders and overdue notices, once per day across all servers."""
+    from datetime import date as _date
+
+    from flask import current_app
+
+    from portal import db
+    from portal.core.timeutil import today_jst
+    from portal.review.jobs import run_daily
+
+    try:
+        today = _date.fromisoformat(on) if on else today_jst()
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
+    out = run_daily(db.session(), current_app.config["SETTINGS"], today)
+    if not out.ran:
+        click.echo(f"daily job for {today} already ran (another server or an earlier run)")
+        return
+    click.echo(f"daily job for {today}: {out.reminders} reminders, {out.overdue} overdue notices")
+
+
 @main.group("db")
 def db_group() -> None:
     """Schema migrations (Alembic)."""

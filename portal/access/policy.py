@@ -204,6 +204,9 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
     # A company's draft is concealed from everyone outside the company, before any other rule.
     if role not in COMPANY_ROLES and getattr(_labels_of(obj), "draft", False):
         return _deny("draft", conceal=True)
+    # METI-only content is concealed from companies the same way.
+    if role in COMPANY_ROLES and getattr(_labels_of(obj), "internal", False):
+        return _deny("internal", conceal=True)
 
     # Rule 1: role.
     if role not in roles:
@@ -244,8 +247,6 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         return _deny("unknown_classification")
     if role in COMPANY_ROLES and labels.org_id != subject.org_id:
         return _deny("other_organisation", conceal=True)
-    if role in COMPANY_ROLES and labels.internal:
-        return _deny("internal", conceal=True)
     if level < classification:
         return _deny("clearance_level")
     if not labels.compartments <= subject.compartments:
