@@ -153,3 +153,33 @@ def test_parallel_submitters_get_unique_gap_free_references(app, factory, databa
     refs = sorted(r for part in results for r in part)
     year = date.today().year
     assert refs == [f"TTR-{year}-{n:06d}" for n in range(1, 41)]
+
+
+def test_case_page_queries_do_not_grow_with_messages(app, factory):
+    from portal import db
+    from portal.dialogue.models import Message
+
+    org = factory.org(facility=True)
+    filer = factory.user("filer", org=org)
+    reviewer = factory.user("reviewer", compartments=("T01",))
+    fc = app.test_client()
+    sign_in(fc, filer)
+    rid = new_report(fc)
+    fill_all(fc, rid)
+    submit(fc, rid)
+    rc = app.test_client()
+    sign_in(rc, reviewer)
+    engine = app.extensions["db_engine"]
+    counts = []
+    for n in (2, 40):
+        with app.app_context():
+            s = db.session()
+            for i in range(n):
+                s.add(Message(report_id=rid, channel="external" if i % 2 else "internal",
+                              author_id=reviewer.id if i % 3 else filer.id if i % 2 else reviewer.id,
+                              body=f"message {i}", classification="restricted"))
+            s.commit()
+        with count_queries(engine) as c:
+            assert rc.get(f"/reports/{rid}").status_code == 200
+        counts.append(c["n"])
+    assert counts[0] == counts[1], counts

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Callable
 
 from sqlalchemy import text
@@ -53,11 +53,17 @@ except (ImportError, TypeError):  # pragma: no cover - non-CPython
     _canonical = canonical
 
 
+_SQLITE_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
+
+
 def _fmt_time(value) -> str:
-    if isinstance(value, str):  # SQLite returns text
-        if len(value) == 26 and value[10] == " ":  # "YYYY-MM-DD HH:MM:SS.ffffff", stored in UTC
+    if isinstance(value, str):
+        # SQLite: text exactly as the portal stores it ("YYYY-MM-DD HH:MM:SS.ffffff", UTC). Any
+        # other spelling (an offset, say, that the application would read differently) is left
+        # as it is, so it cannot match the hash.
+        if _SQLITE_TIME.fullmatch(value):
             return value[:10] + "T" + value[11:] + "Z"
-        value = datetime.fromisoformat(value)
+        return value
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -27,16 +27,17 @@ def _continue(page):
     page.wait_for_load_state()
 
 
-def test_filer_files_a_report_and_a_reviewer_sees_it(page, browser, live_server, factory):
+def file_report(page, factory, *, technology="T08") -> tuple[str, object]:
+    """The filer's whole journey through the question pages; returns (reference, filer)."""
     org = factory.org("株式会社ブラウザ", facility=True)
-    filer = factory.user("filer", org=org, compartments=("T08",))
+    filer = factory.user("filer", org=org, compartments=(technology,))
     _sign_in(page, filer)
     page.goto("/reports")
     page.locator("[data-test=new-report]").click()
     page.wait_for_url("**/edit/contact")
     page.fill("#contact_phone", "０３−１２３４−５６７８")
     _continue(page)
-    page.select_option("#technology", "T08")
+    page.select_option("#technology", technology)
     page.fill("#description", "ArFレジストの樹脂組成と添加剤の配合")
     page.check("input[name=transfer_form][value=joint_research]")
     page.check("input[name=classification][value=restricted]")
@@ -54,8 +55,19 @@ def test_filer_files_a_report_and_a_reviewer_sees_it(page, browser, live_server,
     page.check("input[name=measures][value=black_boxing]")
     _continue(page)
     page.wait_for_url("**/check")
+    return page.url, filer
+
+
+def submit_checked(page) -> str:
+    page.check("#attest")
+    page.locator("[data-test=submit-report]").click()
+    page.wait_for_url("**/done")
+    return page.locator("[data-test=reference]").inner_text()
+
+
+def test_filer_files_a_report_and_a_reviewer_sees_it(page, browser, live_server, factory):
+    check_url, filer = file_report(page, factory)
     assert "Hsinchu Resist Materials Corp." in page.content()
-    check_url = page.url
     # Attach the licence draft: it is encrypted as it streams in.
     page.goto(check_url.replace("/check", "/attachments"))
     page.set_input_files("#file", files=[{"name": "ライセンス契約書案.pdf", "mimeType": "application/pdf",
@@ -64,10 +76,7 @@ def test_filer_files_a_report_and_a_reviewer_sees_it(page, browser, live_server,
     page.wait_for_load_state()
     assert "ライセンス契約書案.pdf" in page.content()
     page.goto(check_url)
-    page.check("#attest")
-    page.locator("[data-test=submit-report]").click()
-    page.wait_for_url("**/done")
-    reference = page.locator("[data-test=reference]").inner_text()
+    reference = submit_checked(page)
     assert reference.startswith(f"TTR-{date.today().year}-")
 
     reviewer = factory.user("reviewer", compartments=("T08",))
