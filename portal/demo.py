@@ -91,12 +91,18 @@ DEMO_REPORTS = [
     # e-mail local part of the filer, technology, counterparty, country, days to transfer, path of transitions
     ("filer", "T01", "Hanoi Passive Components Co., Ltd.", "VN", 120, []),
     ("filer", "T01", "Shenzhen Ceramic Devices Ltd.", "CN", 90, ["submit"]),
-    ("filer", "T02", "Penang RF Filters Sdn. Bhd.", "MY", 75, ["submit", "take"]),
+    ("filer", "T02", "Penang RF Filters Sdn. Bhd.", "MY", 75, ["submit", "take", "ask"]),
+    ("filer", "T01", "Cebu Multilayer Devices Inc.", "PH", 65, ["submit", "take", "ask", "answer"]),
     ("filer", "T08", "Hsinchu Resist Materials Corp.", "TW", 60, ["submit", "take", "return"]),
     ("filer", "T08", "Bangalore Lithography Pvt. Ltd.", "IN", 45, ["submit", "take", "close"]),
     ("filer", "T02", "Bangkok Electronics Co., Ltd.", "TH", 100, ["submit", "withdraw"]),
     ("filer2", "T14", "Suzhou Battery Materials Co., Ltd.", "CN", 150, ["submit"]),
 ]
+
+MESSAGES = {
+    "ask": "技術の提供範囲について、ブラックボックス化の具体的な方法を説明してください。",
+    "answer": "焼成プロファイルは当社従業員のみが設定し、相手方には結果データのみを共有します。",
+}
 
 COMMENTS = {
     "return": "相手先の住所と出資比率を補正してください。",
@@ -157,8 +163,18 @@ def _seed_reports(session: Session, today: date) -> None:
                                actor=filer, today=today, ip=None)
         _attach_demo_file(session, r, filer, subject, today)
         for name_ in path:
-            actor = reviewer if name_ in ("take", "return", "close") else filer
-            services.transition(session, r, name_, subject=subject_for(session, actor, today), actor=actor,
+            actor = reviewer if name_ in ("take", "return", "close", "ask") else filer
+            actor_subject = subject_for(session, actor, today)
+            if name_ in ("ask", "answer"):
+                from portal.dialogue import services as dialogue
+                from portal.calendar import add_business_days
+
+                dialogue.post(session, r, channel="external", body=MESSAGES[name_], classification="restricted",
+                              reply_to=None, due=add_business_days(today, 10) if name_ == "ask" else None,
+                              subject=actor_subject, actor=actor, today=today, ip=None,
+                              base_url=current_app.config["SETTINGS"].base_url)
+                continue
+            services.transition(session, r, name_, subject=actor_subject, actor=actor,
                                 today=today, ip=None, comment=COMMENTS.get(name_))
 
 

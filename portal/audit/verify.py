@@ -190,7 +190,7 @@ def _verify_range(cursor, lo: int | None, hi: int, start_seq: int, prev: str | N
     gc.disable()  # a million short-lived rows: the cyclic collector only slows this down
     try:
         with cursor.copy(f"COPY ({_PG_SELECT} WHERE {where} ORDER BY seq) TO STDOUT") as copy:
-            for data in copy:
+            for data in copy:  # noqa: B007 - an early ``break`` is handled below
                 seq, canon, stored_prev, stored_hash = parse(str(data, "utf-8"))
                 if seq != expected:
                     part.bad_seq, part.problem = expected, f"sequence {expected} missing (found {seq})"
@@ -206,6 +206,8 @@ def _verify_range(cursor, lo: int | None, hi: int, start_seq: int, prev: str | N
                 prev = stored_hash
                 expected += 1
                 count += 1
+            if part.bad_seq is not None:
+                _abandon(cursor.connection, copy)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -217,12 +219,30 @@ def _verify_range(cursor, lo: int | None, hi: int, start_seq: int, prev: str | N
     return part
 
 
-def _worker(dsn: str, lo: int, hi: int, out) -> None:
+def _abandon(connection, copy) -> None:
+    """Stop a COPY we no longer need: cancel it on the server, then read what is left."""
     import psycopg
 
+    cancel = getattr(connection, "cancel_safe", None) or connection.cancel
+    cancel()
     try:
-        with psycopg.connect(dsn) as c, c.cursor() as cur:
-            out.send(_verify_range(cur, lo, hi, lo + 1, None))
+        while copy.read():
+            pass
+    except psycopg.errors.QueryCanceled:
+        pass
+
+
+def _run_range(dsn: str, lo: int | None, hi: int, start_seq: int, prev: str | None) -> _Part:
+    """One range on its own connection (autocommit: the COPY is its own read-only statement)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as c, c.cursor() as cur:
+        return _verify_range(cur, lo, hi, start_seq, prev)
+
+
+def _worker(dsn: str, lo: int, hi: int, out) -> None:
+    try:
+        out.send(_run_range(dsn, lo, hi, lo + 1, None))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         out.send(exc)
     finally:
@@ -254,10 +274,8 @@ def _verify_pg(conn: Connection, *, workers: int | None, progress) -> VerifyResu
         send.close()
         children.append((p, recv))
 
-    dbapi = conn.connection.driver_connection
     try:
-        with dbapi.cursor() as cur:
-            parts = [_verify_range(cur, None, cuts[1], 1, GENESIS)]
+        parts = [_run_range(dsn, None, cuts[1], 1, GENESIS)]
         if progress:
             progress(parts[0].count)
         for p, recv in children:
