@@ -209,7 +209,11 @@ def start_gunicorn(url: str, instance: Path, secret: str, port: int, workers: in
                PORTAL_ENV="production", PORTAL_BASE_URL=f"http://{HOST}:{port}",
                # The defaults, spelled out: the filer's hash was made with them (no re-hash at sign-in).
                PORTAL_ARGON2_MEMORY_KIB="19456", PORTAL_ARGON2_ITERATIONS="2", PORTAL_ARGON2_LANES="1")
-    cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{HOST}:{port}", "wsgi:app"]
+    cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{HOST}:{port}"]
+    helptext = subprocess.run([sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True).stdout
+    if "--no-control-socket" in helptext:  # newer gunicorn: no shared ~/.gunicorn/gunicorn.ctl between runs
+        cmd.append("--no-control-socket")
+    cmd.append("wsgi:app")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -397,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     load = run_wrk if tool == "wrk" else run_python
 
     t_start = time.perf_counter()
+    load_before = os.getloadavg()[0]  # other work on the 2 cores skews every number: record it
     tmp = Path(tempfile.mkdtemp(prefix="ttr-bench-reports-"))
     proc = None
     created = False
@@ -455,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{ratios['list']:.2f} (submitted {ratios['list_submitted']:.2f}; signed-in floor /account "
               f"{ratios['signed_in_floor']:.2f}); goal >= {GOAL_RATIO} "
               f"{'met' if ok else 'NOT met'} [{tool}, {args.connections} connections, {args.workers} workers, "
-              f"{args.reports:,} reports; whole run {elapsed:.0f} s]")
+              f"{args.reports:,} reports; whole run {elapsed:.0f} s; load average before {load_before:.1f}, "
+              f"after {os.getloadavg()[0]:.1f}]")
         path = write_result("reports_list", {
             "reports": args.reports, "filer_org_reports": counts["filer_org"],
             "filer_org_submitted": counts["filer_org_submitted"], "load_seconds": round(t_load, 1),
@@ -466,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_list_submitted_to_trivial": round(ratios["list_submitted"], 3),
             "ratio_signed_in_floor_to_trivial": round(ratios["signed_in_floor"], 3), "extra_ddl": args.ddl,
             "goal_ratio": GOAL_RATIO, "goal_met": ok, "total_seconds": round(elapsed, 1),
+            "loadavg_1m_before": round(load_before, 2), "loadavg_1m_after": round(os.getloadavg()[0], 2),
         })
         print(f"result appended to {path}")
         return 0 if ok else 2

@@ -12,8 +12,14 @@ import pytest
 import sqlalchemy as sa
 
 from portal.audit.models import AuditEvent
-from portal.audit.trail import GENESIS, HASHED_FIELDS, Actor, compute_hash, hashed_values, neutralise, record
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portal.audit import verify as verify_module
+from portal.audit.trail import (GENESIS, HASHED_FIELDS, Actor, compute_hash, format_time, hashed_values,
+                                neutralise, record)
 from portal.audit.verify import verify_chain
+from tests.audit_writer import append_events
 from tests.conftest import IS_PG
 
 AUDIT = AuditEvent.__table__
@@ -44,9 +50,9 @@ def _count(app) -> int:
         return c.execute(sa.select(sa.func.count()).select_from(AUDIT)).scalar_one()
 
 
-def _verify(app):
+def _verify(app, workers: int | None = None):
     with app.extensions["db_engine"].connect() as c:
-        return verify_chain(c)
+        return verify_chain(c, workers=workers)
 
 
 def _tamper(app, *statements) -> None:
@@ -258,6 +264,144 @@ def test_rewrite_with_every_later_hash_recomputed_passes_verify_alone(app):
     assert result.head_hash != original_head  # what a signed checkpoint of the head would catch
 
 
+# ---------------------------------------------------------------- verification split into ranges
+
+@pytest.fixture(params=[1, 2, 3] if IS_PG else [None], ids=lambda w: f"workers={w}")
+def workers(request, monkeypatch):
+    """On PostgreSQL verify_chain cuts the sequence into ranges checked side by side (normally
+    only for big chains): force it on small ones, so that every cut is exercised."""
+    monkeypatch.setattr(verify_module, "PARALLEL_MIN_EVENTS", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", ["content", "link", "delete"])
+def test_any_tampered_position_is_named_whatever_the_split(app, workers, kind):
+    """6 events; with 2 workers the cut is after 3, with 3 workers after 2 and 4: tampering with
+    each position in turn (then undoing it) names exactly that position, the first and last
+    rows of every range included."""
+    _append(app, 6)
+    assert _verify(app, workers).ok
+    originals = {r.seq: r for r in _rows(app)}
+    for seq in range(1, 7):
+        row = originals[seq]
+        if kind == "content":
+            _tamper(app, sa.update(AUDIT).where(AUDIT.c.seq == seq).values(reason="edited"))
+        elif kind == "link":
+            _tamper(app, sa.update(AUDIT).where(AUDIT.c.seq == seq).values(prev_hash="0" * 63 + "1"))
+        else:
+            _tamper(app, sa.delete(AUDIT).where(AUDIT.c.seq == seq))
+        result = _verify(app, workers)
+        if kind == "delete" and seq == 6:
+            # Cutting off the newest events (truncation) leaves a shorter valid chain: only the
+            # signed checkpoints of the head (DESIGN §8, a later issue) reveal it.
+            assert result.ok and result.head_seq == 5 and result.head_hash == originals[5].hash
+        else:
+            assert not result.ok, (seq, kind)
+            assert result.first_bad_seq == seq, (seq, kind, result)
+            assert result.count == seq - 1 and result.head_seq == seq - 1
+            assert result.head_hash == (originals[seq - 1].hash if seq > 1 else GENESIS)
+        if kind == "delete":
+            columns = {c.name: getattr(row, c.name) for c in AUDIT.columns}
+            _tamper(app, sa.insert(AUDIT).values(columns))
+        else:
+            _tamper(app, sa.update(AUDIT).where(AUDIT.c.seq == seq).values(reason=row.reason, prev_hash=row.prev_hash))
+        assert _verify(app, workers).ok
+
+
+def test_split_verification_reports_the_same_as_one_walk(app, workers):
+    _append(app, 7)
+    good = _verify(app, workers)
+    assert good.ok and good.count == 7 and good.head_seq == 7 and good.head_hash == _rows(app)[-1].hash
+    _tamper(app, sa.update(AUDIT).where(AUDIT.c.seq == 6).values(outcome="denied"),
+            sa.update(AUDIT).where(AUDIT.c.seq == 3).values(actor_role="admin"))
+    assert _verify(app, workers).first_bad_seq == 3
+
+
+# ---------------------------------------------------------------- any stored text round-trips
+
+def _raw_chain(rows: list[dict], start_ts) -> list[dict]:
+    """Rows as an attacker with SQL access (or a future writer) could store them, bypassing
+    record(): verify must still encode them exactly as compute_hash() does."""
+    out, prev = [], GENESIS
+    for i, r in enumerate(rows, start=1):
+        values = {"seq": i, "occurred_at": start_ts + timedelta(microseconds=i * 1001), "actor_id": None,
+                  "actor_email": None, "actor_role": None, "org_id": None, "source_ip": None, "action": "test.raw",
+                  "target_type": None, "target_id": None, "case_ref": None, "outcome": "success", "reason": None,
+                  "details": "{}", **r}
+        hashed = tuple(format_time(values[f]) if f == "occurred_at" else values[f] for f in HASHED_FIELDS)
+        values["prev_hash"] = prev
+        values["hash"] = prev = compute_hash(prev, hashed)
+        out.append(values)
+    return out
+
+
+def _load_raw(app, rows: list[dict]) -> None:
+    _tamper(app, sa.delete(AUDIT), sa.insert(AUDIT).values(rows))
+
+
+NASTY = ["", '"', "\\", "\\N", "\\\\N", "a\tb", "a\nb", "a\rb\r\n", "\x01\x08\x0b\x0c\x1b\x1f", '","', '"\\N"',
+         "null", "N", " \\N ", "\\t", "é漢字🙂", "\u2028\u2029\u0085", "\x7f", '{"a":"b\\"c"}', "\\u0041", "'; --"]
+
+
+def test_verify_encodes_any_stored_text_like_compute_hash(app, workers):
+    from datetime import datetime, timezone
+
+    rows = [{"actor_email": t, "actor_role": t, "source_ip": t, "action": t or "x", "target_type": t,
+             "target_id": t, "case_ref": t, "outcome": t or "x", "reason": t, "details": t} for t in NASTY]
+    rows += [{"actor_id": -5, "org_id": 2**31 - 1}, {"actor_id": 0, "org_id": 0, "reason": ""},
+             {"details": "\\N", "reason": None}, {"target_id": "\\N"}]
+    chain = _raw_chain(rows, datetime(2025, 1, 1, tzinfo=timezone.utc))
+    _load_raw(app, chain)
+    result = _verify(app, workers)
+    assert result.ok, (result.first_bad_seq, result.problem, rows[(result.first_bad_seq or 1) - 1])
+    assert result.count == len(rows) and result.head_hash == chain[-1]["hash"]
+
+    # A NULL and the text "\N" are different values: swapping one for the other is caught.
+    target = next(i for i, r in enumerate(rows, 1) if r.get("target_id") == "\\N")
+    _tamper(app, sa.update(AUDIT).where(AUDIT.c.seq == target).values(target_id=None))
+    assert _verify(app, workers).first_bad_seq == target
+    quote = NASTY.index('"') + 1
+    _tamper(app, sa.update(AUDIT).where(AUDIT.c.seq == quote).values(reason="\\"))
+    assert _verify(app, workers).first_bad_seq == quote
+
+
+_text = st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                                     max_size=12))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.fixed_dictionaries({
+    "actor_id": st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)),
+    "actor_email": _text, "reason": _text, "target_id": _text, "case_ref": _text,
+    "details": st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20),
+}), min_size=1, max_size=4))
+def test_verify_accepts_any_valid_chain(app, rows):
+    from datetime import datetime, timezone
+
+    verify_module.PARALLEL_MIN_EVENTS, saved = 0, verify_module.PARALLEL_MIN_EVENTS
+    try:
+        chain = _raw_chain(rows, datetime(2025, 6, 30, 23, 59, 59, 999000, tzinfo=timezone.utc))
+        _load_raw(app, chain)
+        for w in ([1, 2] if IS_PG else [None]):
+            result = _verify(app, w)
+            assert result.ok, (result.problem, rows)
+            assert result.count == len(rows) and result.head_hash == chain[-1]["hash"]
+    finally:
+        verify_module.PARALLEL_MIN_EVENTS = saved
+
+
+@pytest.mark.skipif(IS_PG, reason="SQLite stores times as text")
+def test_sqlite_time_respelled_with_an_offset_is_detected(app):
+    """The same instant written another way would be read back differently by the app."""
+    _append(app, 3)
+    stored = _rows(app)[1].occurred_at  # aware UTC
+    local = stored.astimezone(__import__("datetime").timezone(timedelta(hours=9)))
+    _tamper(app, sa.text("UPDATE audit_events SET occurred_at = :v WHERE seq = 2").bindparams(
+        v=local.strftime("%Y-%m-%d %H:%M:%S.%f+09:00")))
+    result = _verify(app)
+    assert not result.ok and result.first_bad_seq == 2
+
+
 # ---------------------------------------------------------------- CR/LF and control characters
 
 def test_cr_lf_and_control_characters_are_neutralised(app):
@@ -370,26 +514,11 @@ def test_concurrent_threads_build_one_linear_chain(app):
 PROCESSES, PER_PROCESS = 4, 60
 
 
-def _process_writer(url: str, n: int, p: int, barrier) -> None:
-    """Runs in a spawned process: its own engine, one transaction per event."""
-    from sqlalchemy.orm import sessionmaker
-
-    from portal.db import make_engine
-
-    engine = make_engine(url)
-    Session = sessionmaker(engine)
-    barrier.wait(timeout=60)
-    for i in range(n):
-        with Session() as s, s.begin():
-            record(s, "test.process", actor=Actor(p, f"p{p}@example.jp", "filer", None), target_id=i)
-    engine.dispose()
-
-
 @pytest.mark.postgres_only
 def test_concurrent_processes_build_one_linear_chain(app, database_url):
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)
-    procs = [ctx.Process(target=_process_writer, args=(database_url, PER_PROCESS, p, barrier))
+    procs = [ctx.Process(target=append_events, args=(database_url, PER_PROCESS, p, barrier))
              for p in range(PROCESSES)]
     for pr in procs:
         pr.start()

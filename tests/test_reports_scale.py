@@ -93,6 +93,7 @@ def _submit_many(url: str, keyring_path: str, report_ids: list[int], user_id: in
     from portal.reports import services
     from portal.reports.models import Report
 
+    import portal.models  # noqa: F401  (every mapper, as the app would have)
     from portal import sealed
     from portal.attachments.keys import keyring_for
 

@@ -44,4 +44,4 @@ def test_a_wrong_password_moves_focus_to_the_error_summary(page, factory):
     summary.wait_for()
     assert page.title().startswith("エラー：")
     page.wait_for_function("document.activeElement && document.activeElement.classList.contains('error-summary')",
-                           timeout=5000)
+                           timeout=15000)
