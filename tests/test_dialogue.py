@@ -76,8 +76,10 @@ def test_request_answer_close(app, case):
     with app.app_context():
         bodies = list(db.session().execute(sa.select(OutboxMessage.body).where(OutboxMessage.to_addr == case["filer"].email)).scalars())
     assert bodies and all("出資比率" not in b for b in bodies)
-    # The company sees the request and the unread badge, and answers with a file.
+    # The company sees the unread badge and the request, and answers with a file.
+    assert 'data-test="unread"' in fc.get("/reports").get_data(as_text=True)
     assert "出資比率の根拠資料" in fc.get(f"/reports/{rid}").get_data(as_text=True)
+    assert 'data-test="unread"' not in fc.get("/reports").get_data(as_text=True)
     resp = send(fc, rid, "external", "株主名簿を添付します。", reply_to=_first_id(app, rid),
                 file=(io.BytesIO(b"%PDF-1.4\nshareholders"), "株主名簿.pdf"))
     assert resp.status_code == 302
