@@ -348,16 +348,6 @@ def visible_to_government(subject: Subject):
                 Report.technology.has(Technology.code.in_(sorted(subject.compartments))))
 
 
-def government_reports(session: Session, subject: Subject, *, status: str | None, technology: str | None,
-                       page: int, per_page: int = 50) -> Page:
-    cond = [visible_to_government(subject)]
-    if status in S.STATUS_LABELS and status != S.DRAFT:
-        cond.append(Report.status == status)
-    if technology:
-        cond.append(Report.technology.has(Technology.code == technology))
-    return _page(session, and_(*cond), page, per_page, Report.submitted_at.desc())
-
-
 def _page(session, where, page: int, per_page: int, order) -> Page:
     total = session.execute(select(func.count()).select_from(Report).where(where)).scalar_one()
     page = max(1, min(page, max(1, -(-total // per_page))))

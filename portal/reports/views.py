@@ -69,12 +69,7 @@ def index():
     page_no = request.args.get("page", 1, type=int) or 1
     if not current_user.role_enum.is_company:
         return redirect(url_for("review.queue", **request.args))
-    if current_user.role_enum.is_company:
-        page = services.org_reports(s, current_user.organisation_id, status=status, technology=tech, page=page_no)
-        template = "reports/index.html"
-    else:
-        page = services.government_reports(s, current_subject(), status=status, technology=tech, page=page_no)
-        template = "reports/queue.html"
+    page = services.org_reports(s, current_user.organisation_id, status=status, technology=tech, page=page_no)
     today = today_jst()
     subject = current_subject()
     # Every row shown is one the policy allows (the SQL filter mirrors it; this proves it).
@@ -90,8 +85,12 @@ def index():
             countries_seen[code] = country_name(code, loc)
         return countries_seen[code]
 
-    return render_template(template, page=page, rows=rows, status=status, technology=tech,
-                           statuses=statuses, technologies=services.technologies_in_force(s, today),
+    from portal.dialogue.models import EXTERNAL
+    from portal.dialogue.services import unread_by_report
+
+    unread = unread_by_report(s, current_user.id, [r.id for r, _d in rows], (EXTERNAL,))
+    return render_template("reports/index.html", page=page, rows=rows, status=status, technology=tech,
+                           unread=unread, statuses=statuses, technologies=services.technologies_in_force(s, today),
                            country_name=country, today=today, empty=EmptyForm())
 
 
