@@ -84,9 +84,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.attachments.views import bp as attachments_bp
     from portal.dialogue.views import bp as dialogue_bp
     from portal.review.views import bp as review_bp
+    from portal.informs.views import bp as informs_bp
 
     for bp in (core_bp, auth_bp, orgs_bp, admin_bp, access_bp, audit_bp, reports_bp, catalogue_bp, attachments_bp,
-               dialogue_bp, review_bp):
+               dialogue_bp, review_bp, informs_bp):
         app.register_blueprint(bp)
 
     from portal.core import errors, templating

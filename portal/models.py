@@ -9,3 +9,4 @@ from portal.orgs.models import Organisation  # noqa: F401
 from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportVersion  # noqa: F401
 from portal.attachments.models import Attachment, BlobChunk, DataKey  # noqa: F401
 from portal.dialogue.models import JobRun, Message, Notification, ReadMark  # noqa: F401
+from portal.informs.models import Inform, InformEvent  # noqa: F401

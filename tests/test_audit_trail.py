@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from portal.audit.models import AuditEvent
+from portal.audit.models import AuditEvent, AuditPending
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +43,15 @@ def _rows(app) -> list[AuditEvent]:
         rows = list(s.execute(sa.select(AuditEvent).order_by(AuditEvent.seq)).scalars())
         s.expunge_all()
         return rows
+
+
+def _pending(session) -> int:
+    return session.execute(sa.select(sa.func.count()).select_from(AuditPending)).scalar_one()
+
+
+def _pending_count(app) -> int:
+    with _sessionmaker(app)() as s:
+        return _pending(s)
 
 
 def _count(app) -> int:
@@ -125,9 +134,13 @@ def test_event_of_a_rolled_back_transaction_leaves_nothing_and_no_gap(app):
     with _sessionmaker(app)() as s:
         s.add(Organisation(name="Rolled back KK", corporate_number="9999999999999", address="x"))
         event = record(s, "org.create", reason="will roll back")
-        assert event.seq == 3  # visible inside its own transaction...
-        s.rollback()           # ...and gone with the action it records
-    assert _count(app) == 2
+        # Written inside its own transaction (PostgreSQL: pending, sealed at commit)...
+        if IS_PG:
+            assert event.seq is None and _pending(s) == 1
+        else:
+            assert event.seq == 3
+        s.rollback()  # ...and gone with the action it records
+    assert _count(app) == 2 and _pending_count(app) == 0
     with _sessionmaker(app)() as s:
         assert s.execute(sa.select(sa.func.count()).select_from(Organisation)).scalar_one() == 0
 
@@ -138,6 +151,38 @@ def test_event_of_a_rolled_back_transaction_leaves_nothing_and_no_gap(app):
     assert [r.seq for r in rows] == [1, 2, 3]
     assert rows[2].reason == "kept" and rows[2].prev_hash == rows[1].hash
     assert _verify(app).ok
+
+
+def test_events_of_one_transaction_are_consecutive_in_record_order(app):
+    _append(app, 1)
+    with _sessionmaker(app)() as s, s.begin():
+        for i in range(4):
+            record(s, "test.batch", target_id=i)
+    rows = _rows(app)
+    assert [(r.seq, r.target_id) for r in rows[1:]] == [(2, "0"), (3, "1"), (4, "2"), (5, "3")]
+    assert _pending_count(app) == 0
+    assert _verify(app).ok
+
+
+@pytest.mark.postgres_only
+def test_postgres_seals_at_commit(app):
+    """The event is numbered and hashed when its transaction commits: the lock that orders
+    appends is not held while the application goes on working."""
+    engine = app.extensions["db_engine"]
+    with _sessionmaker(app)() as s:
+        event = record(s, "test.pending", reason="sealed at commit")
+        assert (event.seq, event.hash, event.occurred_at) == (None, None, None)
+        assert _pending(s) == 1
+        with engine.connect() as other:  # another appender is not blocked meanwhile
+            other.execute(sa.text("SET lock_timeout = '2s'"))
+            assert other.execute(sa.text("SELECT pg_try_advisory_xact_lock(1414812225)")).scalar_one()
+            other.rollback()
+        assert _count(app) == 0
+        s.commit()
+    (row,) = _rows(app)
+    assert (row.seq, row.reason, row.prev_hash) == (1, "sealed at commit", GENESIS)
+    assert row.hash == compute_hash(GENESIS, hashed_values(row))
+    assert _pending_count(app) == 0
 
 
 def test_rolled_back_first_event_leaves_empty_chain(app):
@@ -424,11 +469,20 @@ def test_cr_lf_and_control_characters_are_neutralised(app):
     assert _verify(app).ok
 
 
-@pytest.mark.parametrize("ch", ["\u0085", "\u2028", "\u2029", "\x9b"])
+@pytest.mark.parametrize("ch", ["\u0085", "\u2028", "\u2029", "\x9b", "\ud800", "\udfff"])
 def test_unicode_line_breaks_are_neutralised(ch):
     out = neutralise(f"a{ch}b")
     assert ch not in out
     assert len(out.splitlines()) == 1
+
+
+def test_undecodable_input_is_recorded_not_crashed_on(app):
+    bad = b"user\xff\xfe@example.jp".decode("utf-8", "surrogateescape")
+    with _sessionmaker(app)() as s, s.begin():
+        record(s, "auth.signin", outcome="failure", reason=bad, details={"email": bad})
+    (row,) = _rows(app)
+    assert row.reason == "user\\udcff\\udcfe@example.jp"
+    assert _verify(app).ok
 
 
 def test_neutralise_truncates_and_keeps_ordinary_text():
@@ -473,6 +527,9 @@ THREADS, PER_THREAD = 8, 50
 def _assert_linear(app, expected: int) -> list[AuditEvent]:
     rows = _rows(app)
     assert len(rows) == expected == _count(app)
+    assert _pending_count(app) == 0
+    # Numbered and timed under the same lock: time never goes backwards along the chain.
+    assert all(a.occurred_at <= b.occurred_at for a, b in zip(rows, rows[1:]))
     assert [r.seq for r in rows] == list(range(1, expected + 1))
     assert rows[0].prev_hash == GENESIS
     assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:]))

@@ -47,17 +47,22 @@ def _tables(engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
 
 
-def _pg_triggers(engine) -> set[str]:
+AUDIT_TRIGGERS = {("audit_events", "audit_events_no_update_delete", "O"), ("audit_events", "audit_events_no_truncate", "O"),
+                  ("audit_pending", "audit_pending_seal", "O")}
+
+
+def _pg_triggers(engine) -> set[tuple[str, str, str]]:
     with engine.connect() as conn:
         return set(conn.execute(sa.text(
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_events'::regclass AND NOT tgisinternal"
-        )).scalars())
+            "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE c.relname IN ('audit_events', 'audit_pending') AND NOT t.tgisinternal"
+        )).all())
 
 
-def _pg_function_exists(engine) -> bool:
+def _pg_functions(engine) -> set[str]:
     with engine.connect() as conn:
-        return conn.execute(sa.text(
-            "SELECT count(*) FROM pg_proc WHERE proname = 'audit_events_append_only'")).scalar_one() > 0
+        return set(conn.execute(sa.text(
+            "SELECT proname FROM pg_proc WHERE proname IN ('audit_events_append_only', 'audit_seal')")).scalars())
 
 
 def test_one_linear_history():
@@ -92,7 +97,7 @@ def test_downgrade_to_base_then_upgrade_round_trips(fresh_url, engine_of):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 0
     if IS_PG:
-        assert not _pg_function_exists(engine)
+        assert _pg_functions(engine) == set()
 
     upgrade(fresh_url)
     engine.dispose()
@@ -100,7 +105,8 @@ def test_downgrade_to_base_then_upgrade_round_trips(fresh_url, engine_of):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM technologies")).scalar_one() == 19
     if IS_PG:
-        assert _pg_triggers(engine) == {"audit_events_no_update_delete", "audit_events_no_truncate"}
+        assert _pg_triggers(engine) == AUDIT_TRIGGERS
+        assert _pg_functions(engine) == {"audit_events_append_only", "audit_seal"}
 
 
 def test_catalogue_has_15_original_and_4_later_technologies(fresh_url, engine_of):
@@ -152,11 +158,11 @@ def test_constraint_names_follow_the_naming_convention(fresh_url, engine_of):
 
 @pytest.mark.postgres_only
 def test_audit_triggers_exist_after_upgrade(fresh_url, engine_of):
+    """Append-only audit_events; appends sealed at commit by a deferred constraint trigger."""
     upgrade(fresh_url)
     engine = engine_of(fresh_url)
-    assert _pg_triggers(engine) == {"audit_events_no_update_delete", "audit_events_no_truncate"}
+    assert _pg_triggers(engine) == AUDIT_TRIGGERS  # "O": enabled
     with engine.connect() as conn:
-        enabled = conn.execute(sa.text(
-            "SELECT bool_and(tgenabled = 'O') FROM pg_trigger "
-            "WHERE tgrelid = 'audit_events'::regclass AND NOT tgisinternal")).scalar_one()
-    assert enabled
+        deferred = conn.execute(sa.text(
+            "SELECT tgdeferrable AND tginitdeferred FROM pg_trigger WHERE tgname = 'audit_pending_seal'")).scalar_one()
+    assert deferred

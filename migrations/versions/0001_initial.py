@@ -43,6 +43,23 @@ def upgrade() -> None:
         batch_op.create_index('ix_audit_events_case_ref', ['case_ref'], unique=False)
         batch_op.create_index('ix_audit_events_occurred_at', ['occurred_at'], unique=False)
 
+    op.create_table('audit_pending',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('actor_email', sa.String(length=254), nullable=True),
+    sa.Column('actor_role', sa.String(length=32), nullable=True),
+    sa.Column('org_id', sa.Integer(), nullable=True),
+    sa.Column('source_ip', sa.String(length=64), nullable=True),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('target_type', sa.String(length=32), nullable=True),
+    sa.Column('target_id', sa.String(length=64), nullable=True),
+    sa.Column('case_ref', sa.String(length=32), nullable=True),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.String(length=200), nullable=True),
+    sa.Column('details', sa.Text(), nullable=False),
+    sa.Column('tail', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_pending'))
+    )
     op.create_table('login_failures',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -227,11 +244,51 @@ def _protect_audit_table() -> None:
         BEFORE TRUNCATE ON audit_events
         FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
     """)
+    # Appends are sealed at COMMIT (portal/audit/trail.py): the lock is then held only while the
+    # database itself numbers, hashes and commits, never while the application works.
+    # The hash is computed exactly as portal.audit.trail.compute_hash: tail is canonical() of the
+    # hashed fields after seq and occurred_at, without its "[".
+    op.execute("""
+        CREATE FUNCTION audit_seal() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            head_seq bigint;
+            head_hash varchar(64);
+            ts timestamptz;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(1414812225);  -- portal.audit.trail._PG_LOCK_KEY
+            -- A new snapshot for this statement (READ COMMITTED): the head as committed now.
+            SELECT seq, hash INTO head_seq, head_hash FROM audit_events ORDER BY seq DESC LIMIT 1;
+            IF NOT FOUND THEN
+                head_seq := 0;
+                head_hash := repeat('0', 64);
+            END IF;
+            ts := date_trunc('microseconds', clock_timestamp());
+            INSERT INTO audit_events (seq, occurred_at, actor_id, actor_email, actor_role, org_id, source_ip,
+                                      action, target_type, target_id, case_ref, outcome, reason, details,
+                                      prev_hash, hash)
+            VALUES (head_seq + 1, ts, NEW.actor_id, NEW.actor_email, NEW.actor_role, NEW.org_id, NEW.source_ip,
+                    NEW.action, NEW.target_type, NEW.target_id, NEW.case_ref, NEW.outcome, NEW.reason,
+                    NEW.details, head_hash,
+                    encode(sha256(convert_to(
+                        head_hash || chr(10) || '[' || (head_seq + 1)::text || ',"'
+                        || to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '",' || NEW.tail,
+                        'UTF8')), 'hex'));
+            DELETE FROM audit_pending WHERE id = NEW.id;
+            RETURN NULL;
+        END $$;
+    """)
+    op.execute("""
+        CREATE CONSTRAINT TRIGGER audit_pending_seal
+        AFTER INSERT ON audit_pending DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION audit_seal();
+    """)
 
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_pending_seal ON audit_pending")
+        op.execute("DROP FUNCTION IF EXISTS audit_seal()")
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events")
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_update_delete ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
@@ -275,4 +332,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_audit_events_action')
 
     op.drop_table('audit_events')
+    op.drop_table('audit_pending')
     # ### end Alembic commands ###

@@ -12,10 +12,18 @@ from crypto import Keyring, KeyInUse
 from portal.attachments.models import Attachment, DataKey
 
 
+def _wrapped_columns():
+    """Every (model, kek column, wrapped-key column) that holds a data key."""
+    from portal.informs.models import Inform
+
+    return [(Attachment, Attachment.kek_id, Attachment.wrapped_dek), (DataKey, DataKey.kek_id, DataKey.wrapped),
+            (Inform, Inform.notice_kek_id, Inform.notice_wrapped_dek)]
+
+
 def usage(session: Session) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for model in (Attachment, DataKey):
-        for kek_id, n in session.execute(select(model.kek_id, func.count()).group_by(model.kek_id)).all():
+    for model, kek, _w in _wrapped_columns():
+        for kek_id, n in session.execute(select(kek, func.count()).where(kek.is_not(None)).group_by(kek)).all():
             counts[kek_id] = counts.get(kek_id, 0) + n
     return counts
 
@@ -31,17 +39,17 @@ def rewrap(session: Session, keyring: Keyring, *, batch: int = 200,
     updated only if it still has the wrapping that was read (safe while the portal serves)."""
     active = keyring.active_id
     moved = 0
-    for model, col in ((Attachment, Attachment.wrapped_dek), (DataKey, DataKey.wrapped)):
+    for model, kek, col in _wrapped_columns():
         while True:
-            rows = session.execute(select(model.id, model.kek_id, col).where(model.kek_id != active)
+            rows = session.execute(select(model.id, kek, col).where(kek.is_not(None), kek != active)
                                    .order_by(model.id).limit(batch)).all()
             if not rows:
                 break
             for row_id, kek_id, wrapped in rows:
                 dek = keyring.unwrap(kek_id, bytes(wrapped))
                 new_kek, new_wrapped = keyring.wrap(dek)
-                session.execute(update(model).where(model.id == row_id, model.kek_id == kek_id)
-                                .values({"kek_id": new_kek, col.key: new_wrapped}))
+                session.execute(update(model).where(model.id == row_id, kek == kek_id)
+                                .values({kek.key: new_kek, col.key: new_wrapped}))
                 moved += 1
             session.commit()
             if progress:

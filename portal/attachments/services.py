@@ -168,3 +168,22 @@ def check_blobs(session: Session, store: BlobStore) -> dict:
     if isinstance(store, DirectoryBlobStore):
         out["temporaries"] = [str(p) for p in store.stale_temporaries()]
     return out
+
+
+def seal_bytes(store: BlobStore, keyring: Keyring, data: bytes) -> tuple[UploadSink, str, bytes]:
+    """Encrypt a document the portal generated (an inform notice) into the blob store like
+    an upload. The caller commits the sink after its transaction flushed, or aborts it."""
+    sink = UploadSink(store, max(len(data), 1))
+    try:
+        sink.write(data)
+        sink.seek(0)
+        kek_id, wrapped = keyring.wrap(sink.dek)
+    except Exception:
+        sink.abort()
+        raise
+    return sink, kek_id, wrapped
+
+
+def open_bytes(store: BlobStore, keyring: Keyring, *, uid: str, blob_key: str, kek_id: str, wrapped: bytes) -> Iterator[bytes]:
+    dek = keyring.unwrap(kek_id, wrapped)
+    return decrypt_stream(dek, uid.encode(), store.read(blob_key))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base
@@ -35,3 +35,28 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditPending(Base):
+    """PostgreSQL: an event recorded in a transaction that has not committed yet. At COMMIT a
+    deferred trigger (migration 0001, ``audit_seal``) takes the append lock, gives the event its
+    sequence number, time and hash, moves it to ``audit_events`` and deletes this row; a
+    rollback leaves nothing. Empty outside open transactions; unused on SQLite."""
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    actor_id: Mapped[int | None]
+    actor_email: Mapped[str | None] = mapped_column(String(254))
+    actor_role: Mapped[str | None] = mapped_column(String(32))
+    org_id: Mapped[int | None]
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    case_ref: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[str] = mapped_column(Text)
+    # canonical() of the fields above without its "[": the seal prefixes seq and time and hashes it.
+    tail: Mapped[str] = mapped_column(Text)

@@ -1,9 +1,19 @@
 """The audit trail core: one ``record`` that appends an event in the caller's transaction.
 
 Each event carries a sequence number and ``hash = SHA-256(prev_hash ‖ canonical(event))``.
-Appends serialise on a transaction-scoped lock (PostgreSQL advisory lock; SQLite's
-BEGIN IMMEDIATE write lock), so that many processes and threads build one linear chain
-and an event for a transaction that rolls back never exists.
+Appends serialise on a transaction-scoped lock, so that many processes and threads build one
+linear chain and an event for a transaction that rolls back never exists:
+
+- SQLite: every transaction already holds the database write lock (BEGIN IMMEDIATE), so
+  ``record`` reads the head, hashes and inserts at once.
+- PostgreSQL: ``record`` stores the event in ``audit_pending`` within the caller's
+  transaction; at COMMIT the deferred ``audit_seal`` trigger (migration 0001) takes the
+  advisory lock, reads the head, assigns seq and time, hashes exactly as ``compute_hash``
+  does and inserts into ``audit_events``. The lock is thus held only for the seal and the
+  commit itself, not for the rest of the request, and never across a round trip to the
+  application: appends from many processes queue briefly (bench/audit_append.py), and a
+  transaction waiting for the lock holds no lock another appender needs (no deadlocks).
+  The event returned by ``record`` has no seq or hash yet on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -13,15 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
-from portal.audit.models import AuditEvent
+from portal.audit.models import AuditEvent, AuditPending
 from portal.db import utcnow
 
 GENESIS = "0" * 64
-# Any fixed number: the advisory lock that orders appends on PostgreSQL.
-_PG_LOCK_KEY = 0x54545241  # "TTRA"
+# Any fixed number: the advisory lock that orders appends on PostgreSQL (used by audit_seal).
+_PG_LOCK_KEY = 0x54545241  # "TTRA" = 1414812225
 
 OUTCOMES = frozenset({"success", "denied", "failure"})
 
@@ -37,12 +47,13 @@ def neutralise(value: str | None, limit: int = 200) -> str | None:
     if value is None:
         return None
     out = "".join(f"\\x{ord(ch):02x}" if ch < " " or "\x7f" <= ch <= "\x9f"
-                  else f"\\u{ord(ch):04x}" if ch in _LINE_SEPARATORS else ch
+                  else f"\\u{ord(ch):04x}" if ch in _LINE_SEPARATORS or "\ud800" <= ch <= "\udfff" else ch
                   for ch in str(value))
     return out[:limit]
 
 
 # Unicode line breaks beyond C0/C1 controls (str.splitlines and many viewers honour them).
+# Lone surrogates (from undecodable input) are escaped too: they cannot be stored or hashed.
 _LINE_SEPARATORS = frozenset("\u2028\u2029")
 
 
@@ -89,47 +100,6 @@ def _lock_and_head(session: Session) -> tuple[int, str]:
     return row[0], row[1]
 
 
-# PostgreSQL: once the advisory lock is held, one statement reads the head, takes the time,
-# computes the hash exactly as compute_hash() does and inserts. The lock and that statement go
-# to the server together (one round trip, psycopg pipeline mode), so nothing waits on the
-# client while the lock is held except the caller's COMMIT.
-# canonical(row) == "[" + seq + "," + json(occurred_at) + "," + tail, where tail is
-# canonical(row[2:]) without its "[" (occurred_at is plain ASCII, so its JSON is just quoted).
-_PG_LOCK_SQL = "SELECT pg_advisory_xact_lock(%(k)s)"
-_PG_APPEND_SQL = """
-INSERT INTO audit_events (seq, occurred_at, actor_id, actor_email, actor_role, org_id, source_ip, action,
-                          target_type, target_id, case_ref, outcome, reason, details, prev_hash, hash)
-SELECT h.seq + 1, h.ts, %(actor_id)s::integer, %(actor_email)s::varchar, %(actor_role)s::varchar,
-       %(org_id)s::integer, %(source_ip)s::varchar, %(action)s::varchar, %(target_type)s::varchar,
-       %(target_id)s::varchar, %(case_ref)s::varchar, %(outcome)s::varchar, %(reason)s::varchar,
-       %(details)s::text, h.hash,
-       encode(sha256(convert_to(
-           h.hash || chr(10) || '[' || (h.seq + 1)::text || ',"'
-           || to_char(h.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '",'
-           || %(tail)s::text, 'UTF8')), 'hex')
-FROM (SELECT c.seq, c.hash, clock_timestamp() AS ts
-      FROM ((SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1)
-            UNION ALL SELECT 0::bigint, %(genesis)s::varchar) AS c
-      ORDER BY c.seq DESC LIMIT 1) AS h
-RETURNING seq, occurred_at, prev_hash, hash
-"""
-
-
-def _append_pg(session: Session, fields: dict) -> tuple:
-    params = {**fields, "tail": canonical(fields.values())[1:].decode("utf-8"), "genesis": GENESIS}
-    dbapi = session.connection().connection.driver_connection
-    with dbapi.cursor() as cur:
-        pipeline = getattr(dbapi, "pipeline", None)  # psycopg 3; plain execution otherwise
-        if pipeline is not None:
-            with pipeline():
-                cur.execute(_PG_LOCK_SQL, {"k": _PG_LOCK_KEY})
-                cur.execute(_PG_APPEND_SQL, params)
-                return cur.fetchone()
-        cur.execute(_PG_LOCK_SQL, {"k": _PG_LOCK_KEY})
-        cur.execute(_PG_APPEND_SQL, params)
-        return cur.fetchone()
-
-
 def record(
     session: Session,
     action: str,
@@ -170,15 +140,13 @@ def record(
         reason=neutralise(reason, 200),
         details=clean_details,
     )
-    # The caller's pending changes go first, before the append lock is taken.
+    # The action's own pending changes reach the database first (and fail here if they fail).
     session.flush()
     if session.get_bind().dialect.name == "postgresql":
-        seq, ts, prev, digest = _append_pg(session, fields)
-        event = AuditEvent(seq=seq, occurred_at=ts.astimezone(timezone.utc), prev_hash=prev, hash=digest, **fields)
-        # Already inserted: attach it to the session as a loaded, persistent object.
-        make_transient_to_detached(event)
-        session.add(event)
-        return event
+        # Sealed at COMMIT by the audit_seal trigger: seq, occurred_at, prev_hash and hash are
+        # assigned then, under the append lock, so the returned event does not carry them.
+        session.execute(insert(AuditPending), {**fields, "tail": canonical(fields.values())[1:].decode("utf-8")})
+        return AuditEvent(**fields)
 
     seq, prev = _lock_and_head(session)
     seq += 1

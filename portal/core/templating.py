@@ -45,6 +45,14 @@ def _unread_notifications() -> int:
     return unread_count(db.session(), current_user.id) if current_user.is_authenticated else 0
 
 
+def _inform_status_label(status: str) -> str:
+    from flask_babel import gettext as _
+
+    labels = {"draft": _("Draft"), "pending_approval": _("Awaiting approval"), "rejected": _("Rejected"),
+              "issued": _("Issued"), "revoked": _("Revoked")}
+    return labels.get(status, status)
+
+
 def _notification_label(kind: str) -> str:
     from portal.dialogue.notify import SUBJECTS
 
@@ -65,5 +73,5 @@ def init_app(app) -> None:
         from portal.reports.content import FIELD_LABELS
 
         return {"field_labels": FIELD_LABELS, "can": can, "unread_notifications": _unread_notifications,
-                "notification_label": _notification_label, "Action": Action, "settings": app.config["SETTINGS"],
+                "notification_label": _notification_label, "inform_status_label": _inform_status_label, "Action": Action, "settings": app.config["SETTINGS"],
                 "current_locale": str(get_locale())}

@@ -20,6 +20,8 @@ SUBJECTS = {
     "reminder": ("回答期限が近づいています", "A response is due soon"),
     "overdue": ("審査期間の目安を過ぎた案件があります", "A case is past its review target"),
     "submitted": ("事前報告が再提出されました", "A report was resubmitted"),
+    "inform": ("インフォーム通知が発出されました", "An inform has been issued"),
+    "inform_revoked": ("インフォーム通知が取り消されました", "An inform has been revoked"),
 }
 
 

@@ -237,6 +237,10 @@ def show(obj: Report):
     subject = current_subject()
     channels = dialogue.readable_threads(s, obj, subject=subject, user_id=current_user.id, today=today)
     is_worker = services.decide(subject, Action.REPORT_REVIEW, obj, today=today).allowed
+    from portal.informs import services as informs_service
+
+    informs = [(i, informs_service.history(s, i)) for i in informs_service.for_report(s, obj)
+               if services.decide(subject, Action.INFORM_VIEW, i, today=today).allowed]
     audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, org_id=obj.organisation_id)
     db.commit()
     vs = services.versions(s, obj)
@@ -245,7 +249,8 @@ def show(obj: Report):
     from portal.access.levels import LEVEL_LABELS, Level
 
     return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest),
-                           channels=channels, is_worker=is_worker,
+                           channels=channels, is_worker=is_worker, informs=informs, inform_forms=_inform_forms([i for i, _h in informs]),
+                           can_draft_inform=services.decide(subject, Action.INFORM_DRAFT, obj, today=today).allowed,
                            clocks=clocks(obj, today, settings().review_target_days),
                            workers=review.case_workers(s, obj, today) if is_worker and services.decide(
                                subject, Action.REPORT_ASSIGN, obj, today=today).allowed else [],
@@ -258,6 +263,14 @@ def show(obj: Report):
                            withdraw_form=WithdrawForm(), statuses=S.STATUS_LABELS,
                            can_edit=obj.status in (S.DRAFT, S.RETURNED),
                            can_withdraw=obj.status in S.OPEN_STATUSES)
+
+
+def _inform_forms(informs) -> dict:
+    from portal.informs.forms import AckForm, DecisionForm, InformForm, LicenceForm, RevokeForm
+
+    return {"draft": InformForm(), "decision": DecisionForm(), "ack": AckForm(), "licence": LicenceForm(),
+            "revoke": RevokeForm(),
+            "edit": {i.id: InformForm(obj=i, formdata=None) for i in informs if i.status in ("draft", "rejected")}}
 
 
 def _version_or_404(report: Report, number: int):

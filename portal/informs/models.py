@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base, utcnow
+from portal.sealed import Sealed
+
+DRAFT, PENDING, REJECTED, ISSUED, REVOKED = "draft", "pending_approval", "rejected", "issued", "revoked"
+COMPANY_VISIBLE = (ISSUED, REVOKED)
+
+
+class Inform(Base):
+    """An inform (インフォーム通知): drafted by a case worker, approved by another approver
+    (four eyes), issued with a number and an official notice stored encrypted."""
+
+    __tablename__ = "informs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=DRAFT)
+    number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[str] = mapped_column(Sealed("informs.reasons"))
+    conditions: Mapped[str] = mapped_column(Sealed("informs.conditions"))
+    internal_rationale: Mapped[str] = mapped_column(Sealed("informs.internal_rationale"))
+    rationale_classification: Mapped[str] = mapped_column(String(16))
+    drafted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_comment: Mapped[str | None] = mapped_column(Text)
+    issued_at: Mapped[datetime | None]
+    notice_uid: Mapped[str | None] = mapped_column(String(32))
+    notice_blob_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    notice_kek_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    notice_wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
+    notice_sha256: Mapped[str | None] = mapped_column(String(64))
+    notice_size: Mapped[int | None] = mapped_column(BigInteger)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    acknowledged_at: Mapped[datetime | None]
+    licence_application_ref: Mapped[str | None] = mapped_column(String(100))
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    revoked_at: Mapped[datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+    report = relationship("Report", lazy="joined")
+
+    def access_labels(self):
+        from portal.access.policy import Labels
+
+        base = self.report.access_labels()
+        # Until it is issued an inform is METI's internal work: concealed from the company.
+        return Labels(org_id=base.org_id, classification=base.classification, compartments=base.compartments,
+                      internal=self.status not in COMPANY_VISIBLE)
+
+    def policy_target(self):
+        return self.access_labels()
+
+    @property
+    def audit_target(self) -> tuple[str, int]:
+        return ("inform", self.id)
+
+
+class InformEvent(Base):
+    __tablename__ = "inform_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inform_id: Mapped[int] = mapped_column(ForeignKey("informs.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    step: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str | None] = mapped_column(Text)

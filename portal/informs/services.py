@@ -1,0 +1,261 @@
+"""Informs (DESIGN §6): every rule on the server, in one place.
+
+Drafting and editing by a case worker while the case is under review; four-eyes approval by
+an approver who is not the drafter and holds the case's compartment (the policy); issuance
+numbers it INF-YYYY-NNNN gap-free, renders the official notice, stores it encrypted with its
+SHA-256, moves the case to inform_issued and notifies the company; the company acknowledges;
+an approver may revoke with a reason. Two approvers acting at once yield one issuance: the
+inform row is locked and its status re-read before anything changes."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.access.levels import Level
+from portal.access.policy import Action, Subject, decide
+from portal.attachments import services as blobs
+from portal.audit.trail import record
+from portal.core.service import ServiceError
+from portal.core.timeutil import JST
+from portal.db import utcnow
+from portal.dialogue import notify
+from portal.informs.models import COMPANY_VISIBLE, DRAFT, ISSUED, PENDING, REJECTED, REVOKED, Inform, InformEvent
+from portal.reports import services as reports
+from portal.reports import states as S
+from portal.reports.models import Report
+
+MAX_TEXT = 20000
+DEFAULT_LEGAL_BASIS = "外国為替及び外国貿易法第55条の8、外国為替令第18条の8第1項"
+EDITABLE = (DRAFT, REJECTED)
+
+
+class Refused(reports.Refused):
+    pass
+
+
+def _ask(subject: Subject, action: Action, target, today: date) -> None:
+    d = decide(subject, action, target, today=today)
+    if not d.allowed:
+        raise Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
+
+
+def _event(session: Session, inform: Inform, actor, step: str, comment: str | None = None) -> None:
+    session.add(InformEvent(inform_id=inform.id, actor_id=actor.id if actor else None, step=step, comment=comment))
+
+
+def _text(value: str | None, field: str, message: str, *, required: bool = True) -> str:
+    v = (value or "").strip()
+    if required and not v:
+        raise ServiceError(message, field=field, reason=f"{field}_missing")
+    if len(v) > MAX_TEXT:
+        raise ServiceError(_("Enter at most %(n)d characters.", n=MAX_TEXT), field=field, reason="too_long")
+    return v
+
+
+def for_report(session: Session, report: Report) -> list[Inform]:
+    return list(session.execute(select(Inform).where(Inform.report_id == report.id).order_by(Inform.id)).scalars())
+
+
+def history(session: Session, inform: Inform) -> list[InformEvent]:
+    return list(session.execute(select(InformEvent).where(InformEvent.inform_id == inform.id)
+                                .order_by(InformEvent.at, InformEvent.id)).scalars())
+
+
+def _check_fields(legal_basis, reasons, conditions, rationale, rationale_classification):
+    lb = _text(legal_basis, "legal_basis", _("Enter the legal basis."))
+    rs = _text(reasons, "reasons", _("Enter the reasons the company will read."))
+    cd = _text(conditions, "conditions", "", required=False)
+    ra = _text(rationale, "internal_rationale", _("Enter the internal rationale."))
+    lvl = Level.parse(rationale_classification or "")
+    if lvl is None:
+        raise ServiceError(_("Choose a classification from the list."), field="rationale_classification",
+                           reason="unknown_level")
+    return lb, rs, cd, ra, lvl
+
+
+def draft(session: Session, report: Report, *, legal_basis: str, reasons: str, conditions: str,
+          internal_rationale: str, rationale_classification: str, subject: Subject, actor, today: date,
+          ip: str | None) -> Inform:
+    _ask(subject, Action.INFORM_DRAFT, report, today)
+    if report.status != S.UNDER_REVIEW:
+        raise ServiceError(_("An inform can be drafted only while the case is under review."), reason="not_under_review")
+    if any(i.status in (DRAFT, PENDING, REJECTED, ISSUED) for i in for_report(session, report)):
+        raise ServiceError(_("This case already has an inform in progress or issued."), reason="inform_exists")
+    lb, rs, cd, ra, lvl = _check_fields(legal_basis, reasons, conditions, internal_rationale, rationale_classification)
+    _ask(subject, Action.INTERNAL_NOTE_POST, _rationale_labels(report, lvl.value), today)
+    inform = Inform(report_id=report.id, legal_basis=lb, reasons=rs, conditions=cd, internal_rationale=ra,
+                    rationale_classification=lvl.value, drafted_by_id=actor.id)
+    inform.report = report
+    session.add(inform)
+    session.flush()
+    _event(session, inform, actor, "draft")
+    record(session, "inform.draft", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
+           case_ref=report.reference, org_id=report.organisation_id)
+    return inform
+
+
+def _rationale_labels(report: Report, classification: str):
+    from portal.access.policy import Labels
+
+    base = report.access_labels()
+    return Labels(org_id=base.org_id, classification=classification, compartments=base.compartments,
+                  audience="government", internal=True)
+
+
+def update(session: Session, inform: Inform, *, legal_basis: str, reasons: str, conditions: str,
+           internal_rationale: str, rationale_classification: str, subject: Subject, actor, today: date,
+           ip: str | None) -> None:
+    _ask(subject, Action.INFORM_DRAFT, inform, today)
+    _lock(session, inform)
+    if inform.status not in EDITABLE:
+        raise ServiceError(_("The draft has been sent for approval and can no longer be edited."), reason="not_editable")
+    if inform.drafted_by_id != actor.id:
+        raise ServiceError(_("Only the drafter edits a draft."), reason="not_drafter")
+    lb, rs, cd, ra, lvl = _check_fields(legal_basis, reasons, conditions, internal_rationale, rationale_classification)
+    _ask(subject, Action.INTERNAL_NOTE_POST, _rationale_labels(inform.report, lvl.value), today)
+    inform.legal_basis, inform.reasons, inform.conditions = lb, rs, cd
+    inform.internal_rationale, inform.rationale_classification = ra, lvl.value
+    inform.updated_at = utcnow()
+    _event(session, inform, actor, "edit")
+    record(session, "inform.edit", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
+           case_ref=inform.report.reference)
+
+
+def send_for_approval(session: Session, inform: Inform, *, subject: Subject, actor, today: date, ip: str | None) -> None:
+    _ask(subject, Action.INFORM_DRAFT, inform, today)
+    _lock(session, inform)
+    if inform.status not in EDITABLE:
+        raise ServiceError(_("This draft is not waiting to be sent."), reason="not_editable")
+    if inform.drafted_by_id != actor.id:
+        raise ServiceError(_("Only the drafter sends a draft for approval."), reason="not_drafter")
+    inform.status = PENDING
+    _event(session, inform, actor, "send_for_approval")
+    record(session, "inform.send_for_approval", actor=actor, source_ip=ip, target_type="inform",
+           target_id=inform.id, case_ref=inform.report.reference)
+
+
+def _lock(session: Session, inform: Inform) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Inform.id).where(Inform.id == inform.id).with_for_update())
+    session.refresh(inform)
+
+
+def _four_eyes(session: Session, inform: Inform, subject: Subject, actor, today: date, action: Action) -> None:
+    _ask(subject, action, inform, today)
+    _lock(session, inform)
+    if inform.drafted_by_id == actor.id:
+        raise Refused(_("You drafted this inform: another approver must decide it."), reason="four_eyes")
+    if inform.status != PENDING:
+        raise ServiceError(_("This inform is not awaiting approval."), reason="not_pending")
+
+
+def reject(session: Session, inform: Inform, *, comment: str, subject: Subject, actor, today: date,
+           ip: str | None) -> None:
+    _four_eyes(session, inform, subject, actor, today, Action.INFORM_APPROVE)
+    comment = _text(comment, "comment", _("Enter the reason for rejecting the draft."))
+    inform.status = REJECTED
+    inform.decided_by_id, inform.decided_at, inform.decision_comment = actor.id, utcnow(), comment
+    _event(session, inform, actor, "reject", comment)
+    record(session, "inform.reject", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
+           case_ref=inform.report.reference)
+
+
+def approve(session: Session, inform: Inform, *, comment: str | None, subject: Subject, actor, today: date,
+            ip: str | None, store, keyring, base_url: str) -> Inform:
+    """Approve and issue. Everything happens in the caller's transaction; the encrypted
+    notice blob is committed by the caller after the database commit (or aborted)."""
+    _four_eyes(session, inform, subject, actor, today, Action.INFORM_APPROVE)
+    report = inform.report
+    reports.transition(session, report, "issue_inform", subject=subject, actor=actor, today=today, ip=ip)
+    inform.number = reports.next_reference(session, "INF", today.year, width=4)
+    inform.status = ISSUED
+    inform.decided_by_id, inform.decided_at = actor.id, utcnow()
+    inform.decision_comment = (comment or "").strip() or None
+    inform.issued_at = utcnow()
+    pdf = notice_pdf(session, inform, "ja", today)
+    sink, kek_id, wrapped = blobs.seal_bytes(store, keyring, pdf)
+    inform.notice_uid, inform.notice_blob_key = sink.uid, sink.blob_key
+    inform.notice_kek_id, inform.notice_wrapped_dek = kek_id, wrapped
+    inform.notice_sha256, inform.notice_size = sink.encryptor.plaintext_sha256, sink.size
+    session.flush()
+    _event(session, inform, actor, "approve_and_issue", inform.decision_comment)
+    record(session, "inform.issue", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
+           case_ref=report.reference, org_id=report.organisation_id,
+           details={"number": inform.number, "sha256": inform.notice_sha256})
+    notify.notify(session, notify.company_recipients(session, report.organisation_id), report, "inform", base_url)
+    inform._pending_sink = sink  # type: ignore[attr-defined]
+    return inform
+
+
+def notice_data(session: Session, inform: Inform, lang: str):
+    from portal.informs.notice import NoticeData
+    from portal.reports.reference_data import country_name
+
+    report = inform.report
+    tech = report.technology
+    issued = inform.issued_at.astimezone(JST).date()
+    return NoticeData(
+        number=inform.number, issued_on=issued, addressee_name=report.organisation.name,
+        corporate_number=report.organisation.corporate_number, addressee_address=report.organisation.address,
+        report_reference=report.reference, technology_ja=tech.name_ja if tech else "",
+        technology_en=tech.name_en if tech else "",
+        destination=country_name(report.destination_country, lang), legal_basis=inform.legal_basis,
+        reasons=inform.reasons, conditions=inform.conditions,
+        issuer="経済産業大臣" if lang == "ja" else "Minister of Economy, Trade and Industry")
+
+
+def notice_pdf(session: Session, inform: Inform, lang: str, today: date | None = None) -> bytes:
+    from portal.informs.notice import render_notice
+
+    return render_notice(notice_data(session, inform, lang), lang)
+
+
+def acknowledge(session: Session, inform: Inform, *, subject: Subject, actor, today: date, ip: str | None) -> None:
+    _ask(subject, Action.INFORM_ACKNOWLEDGE, inform, today)
+    _lock(session, inform)
+    if inform.status != ISSUED:
+        raise ServiceError(_("Only an issued inform can be acknowledged."), reason="not_issued")
+    if inform.acknowledged_at is not None:
+        return  # a second click: already done
+    inform.acknowledged_by_id, inform.acknowledged_at = actor.id, utcnow()
+    _event(session, inform, actor, "acknowledge")
+    record(session, "inform.acknowledge", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
+           case_ref=inform.report.reference, org_id=inform.report.organisation_id)
+
+
+def record_licence_application(session: Session, inform: Inform, ref: str, *, subject: Subject, actor, today: date,
+                               ip: str | None) -> None:
+    _ask(subject, Action.INFORM_ACKNOWLEDGE, inform, today)
+    if inform.status != ISSUED or inform.acknowledged_at is None:
+        raise ServiceError(_("Acknowledge the inform before recording the licence application."), reason="not_acknowledged")
+    ref = _text(ref, "licence_application_ref", _("Enter the reference of your licence application."))
+    if len(ref) > 100:
+        raise ServiceError(_("Enter at most %(n)d characters.", n=100), field="licence_application_ref", reason="too_long")
+    inform.licence_application_ref = ref
+    _event(session, inform, actor, "licence_application", ref)
+    record(session, "inform.licence_application", actor=actor, source_ip=ip, target_type="inform",
+           target_id=inform.id, case_ref=inform.report.reference, org_id=inform.report.organisation_id)
+
+
+def revoke(session: Session, inform: Inform, *, reason: str, subject: Subject, actor, today: date, ip: str | None,
+           base_url: str) -> None:
+    _ask(subject, Action.INFORM_REVOKE, inform, today)
+    _lock(session, inform)
+    if inform.status != ISSUED:
+        raise ServiceError(_("Only an issued inform can be revoked."), reason="not_issued")
+    reason = _text(reason, "reason", _("Enter the reason for the revocation."))
+    inform.status = REVOKED
+    inform.revoked_by_id, inform.revoked_at, inform.revoke_reason = actor.id, utcnow(), reason
+    _event(session, inform, actor, "revoke", reason)
+    record(session, "inform.revoke", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
+           case_ref=inform.report.reference, org_id=inform.report.organisation_id)
+    notify.notify(session, notify.company_recipients(session, inform.report.organisation_id), inform.report,
+                  "inform_revoked", base_url)
+
+
+def notice_stream(store, keyring, inform: Inform):
+    return blobs.open_bytes(store, keyring, uid=inform.notice_uid, blob_key=inform.notice_blob_key,
+                            kek_id=inform.notice_kek_id, wrapped=inform.notice_wrapped_dek)
