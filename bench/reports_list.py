@@ -304,6 +304,27 @@ def check_list_page(port: int, cookie: str, path: str, expect_total: int) -> int
 
 # ---------------------------------------------------------------- load
 
+def cpu_seconds(server_pid: int, dbname: str) -> dict[str, float]:
+    """CPU time used so far by the gunicorn master and workers, and by PostgreSQL backends
+    serving ``dbname`` (Linux /proc). Per request this is steadier than RPS on a shared machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"app": 0.0, "postgres": 0.0}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        ppid, used = int(stat[1]), (int(stat[11]) + int(stat[12])) / tick
+        if int(pid) == server_pid or ppid == server_pid:
+            out["app"] += used
+        elif cmd.startswith("postgres:") and f" {dbname} " in cmd:
+            out["postgres"] += used
+    return out
+
+
 def run_wrk(port: int, path: str, cookie: str | None, seconds: float, connections: int) -> dict:
     threads = min(connections, 2)
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
@@ -424,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loaded {args.reports:,} reports in {t_load:.1f} s "
               f"({counts['filer_org']:,} in the filer's organisation, {counts['other_org']:,} in the other)")
 
+        dbname = url.rsplit("/", 1)[1].split("?", 1)[0]
         port = free_port()
         log = tmp / "gunicorn.log"
         proc = start_gunicorn(url, instance, secret, port, args.workers, log)
@@ -442,12 +464,17 @@ def main(argv: list[str] | None = None) -> int:
             elif ck and request(port, "GET", path, cookie=ck)[0] != 200:
                 raise RuntimeError(f"GET {path}: not 200 (not signed in?)")
             load(port, path, ck, min(2.0, args.seconds), args.connections)  # warm-up: caches, pools, JIT-free paths
+            before = cpu_seconds(proc.pid, dbname)
             r = load(port, path, ck, args.seconds, args.connections)
+            after = cpu_seconds(proc.pid, dbname)
+            for k in ("app", "postgres"):
+                r[f"cpu_ms_per_request_{k}"] = round((after[k] - before[k]) / max(1, r["requests"]) * 1000, 3)
             if r["non_2xx_3xx"] or r["socket_errors"]:
                 raise RuntimeError(f"GET {path}: {r['non_2xx_3xx']} error responses, {r['socket_errors']} socket errors")
             results[name] = r
             print(f"  GET {path:<28} {r['rps']:8.1f} req/s   p50 {r['latency_ms_p50']} ms   "
-                  f"p99 {r['latency_ms_p99']} ms   ({r['requests']} requests in {r['seconds']:.1f} s)")
+                  f"p99 {r['latency_ms_p99']} ms   ({r['requests']} requests in {r['seconds']:.1f} s; CPU per request: "
+                  f"app {r['cpu_ms_per_request_app']:.2f} ms, PostgreSQL {r['cpu_ms_per_request_postgres']:.2f} ms)")
         # Still signed in at the end: every request measured above was the real page.
         check_list_page(port, cookie, "/reports", counts["filer_org"])
 

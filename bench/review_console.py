@@ -383,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the database and the instance folder afterwards")
     ap.add_argument("--ddl", action="append", default=[], metavar="SQL",
                     help="extra SQL run after the load, e.g. a proposed index (repeatable)")
+    ap.add_argument("--label", default="", help="a note stored with the result (what code or settings were measured)")
     args = ap.parse_args(argv)
     url = database_url(args.url, "ttr_bench_review")
     tool = args.tool
@@ -466,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
               f"/livez {base:.0f} req/s [{tool}, {args.connections} connections, {args.workers} workers; "
               f"whole run {elapsed:.0f} s]")
         path = write_result("review_console", {
-            "reports": args.reports, "messages": args.messages, "visible_to_reviewer": info["visible"],
+            "label": args.label, "reports": args.reports, "messages": args.messages, "visible_to_reviewer": info["visible"],
             "visible_under_review": info["visible_under_review"], "case_id": info["case_id"],
             "case_messages": info["case_messages"], "load_seconds": round(t_load, 1),
             "load_detail": {k: info[k] for k in ("seconds_reports", "seconds_messages", "seconds_vacuum_analyze")},

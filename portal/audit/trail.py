@@ -46,9 +46,12 @@ def neutralise(value: str | None, limit: int = 200) -> str | None:
     """CR/LF, other C0/C1 control characters and U+2028/U+2029 cannot forge lines in any log or export."""
     if value is None:
         return None
+    value = str(value)
+    if value.isprintable():  # the usual case: nothing below is ever printable
+        return value[:limit]
     out = "".join(f"\\x{ord(ch):02x}" if ch < " " or "\x7f" <= ch <= "\x9f"
                   else f"\\u{ord(ch):04x}" if ch in _LINE_SEPARATORS or "\ud800" <= ch <= "\udfff" else ch
-                  for ch in str(value))
+                  for ch in value)
     return out[:limit]
 
 
@@ -100,6 +103,9 @@ def _lock_and_head(session: Session) -> tuple[int, str]:
     return row[0], row[1]
 
 
+_PENDING_INSERT = insert(AuditPending.__table__)
+
+
 def record(
     session: Session,
     action: str,
@@ -145,7 +151,7 @@ def record(
     if session.get_bind().dialect.name == "postgresql":
         # Sealed at COMMIT by the audit_seal trigger: seq, occurred_at, prev_hash and hash are
         # assigned then, under the append lock, so the returned event does not carry them.
-        session.execute(insert(AuditPending), {**fields, "tail": canonical(fields.values())[1:].decode("utf-8")})
+        session.connection().execute(_PENDING_INSERT, {**fields, "tail": canonical(fields.values())[1:].decode("utf-8")})
         return AuditEvent(**fields)
 
     seq, prev = _lock_and_head(session)

@@ -4,11 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
-from portal.calendar import business_days_between
+from portal.calendar import is_business_day
 from portal.core.timeutil import JST
 
 OPEN = ("submitted", "under_review", "awaiting_response")
+
+
+@lru_cache(maxsize=256)
+def _year(year: int) -> tuple[int, ...]:
+    """For each day of ``year`` (0 = 1 January), the business days from 1 January up to and including it."""
+    out, n = [], 0
+    d = date(year, 1, 1)
+    while d.year == year:
+        n += is_business_day(d)
+        out.append(n)
+        d = date.fromordinal(d.toordinal() + 1)
+    return tuple(out)
+
+
+def business_days_between(start: date, end: date) -> int:
+    """``portal.calendar.business_days_between`` (same result) in a few steps per year instead
+    of one per day: the queue computes two clocks for each of its 50 rows, over up to years."""
+    if end < start:
+        return -business_days_between(end, start)
+    n = _year(end.year)[end.timetuple().tm_yday - 1] - _year(start.year)[start.timetuple().tm_yday - 1]
+    for y in range(start.year, end.year):
+        n += _year(y)[-1]
+    return n
 
 
 @dataclass(frozen=True)
