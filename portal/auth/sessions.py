@@ -21,6 +21,9 @@ from portal.auth.models import UserSession
 from portal.db import utcnow
 
 COOKIE_NAME = "ttr_session"
+# How often an unchanged session's last-seen time is written: the idle timeout is 30 minutes,
+# so a minute of slack costs nothing and saves a write and a commit on almost every request.
+TOUCH_INTERVAL = timedelta(seconds=60)
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -72,6 +75,7 @@ class DatabaseSessionInterface(SessionInterface):
         except ValueError:
             data = {}
         sess = ServerSession(data, token=token, new=False)
+        sess.last_seen_at = row.last_seen_at
         g.session_row_created = row.created_at
         return sess
 
@@ -93,6 +97,12 @@ class DatabaseSessionInterface(SessionInterface):
         if not session.modified and session.token is None:
             return
         now = utcnow()
+        last_seen = getattr(session, "last_seen_at", None)
+        if (not session.modified and session.token is not None and last_seen is not None
+                and now - last_seen < TOUCH_INTERVAL):
+            # Nothing changed and the idle clock was reset less than a minute ago: no write.
+            s.commit()
+            return
         user_id = session.get("_user_id")
         user_id = int(user_id) if user_id is not None and str(user_id).isdigit() else None
         payload = json.dumps(dict(session), separators=(",", ":"), default=str)
