@@ -21,6 +21,10 @@ class Report(Base):
     __table_args__ = (
         Index("ix_reports_org_status", "organisation_id", "status"),
         Index("ix_reports_status_submitted", "status", "submitted_at"),
+        # The review queue: newest first, by planned transfer, and the label filter.
+        Index("ix_reports_submitted_id", "submitted_at", "id"),
+        Index("ix_reports_status_transfer_id", "status", "planned_transfer_date", "id"),
+        Index("ix_reports_queue_labels", "status", "classification", "technology_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
