@@ -306,7 +306,8 @@ def check_list_page(port: int, cookie: str, path: str, expect_total: int) -> int
 
 def cpu_seconds(server_pid: int, dbname: str) -> dict[str, float]:
     """CPU time used so far by the gunicorn master and workers, and by PostgreSQL backends
-    serving ``dbname`` (Linux /proc). Per request this is steadier than RPS on a shared machine."""
+    serving ``dbname`` (Linux /proc). Per request this is steadier than RPS on a shared machine.
+    Parallel query workers are short-lived and not counted: a parallel plan's cost is understated."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {"app": 0.0, "postgres": 0.0}
     for pid in os.listdir("/proc"):
@@ -463,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                 check_list_page(port, ck, path, total)
             elif ck and request(port, "GET", path, cookie=ck)[0] != 200:
                 raise RuntimeError(f"GET {path}: not 200 (not signed in?)")
-            load(port, path, ck, min(2.0, args.seconds), args.connections)  # warm-up: caches, pools, JIT-free paths
+            load(port, path, ck, min(2.0, args.seconds), args.connections)  # warm-up: pools, template and statement caches
             before = cpu_seconds(proc.pid, dbname)
             r = load(port, path, ck, args.seconds, args.connections)
             after = cpu_seconds(proc.pid, dbname)

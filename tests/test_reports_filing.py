@@ -247,3 +247,18 @@ def test_admin_cannot_read_reports(app, client, factory, filer):
     assert client.get("/reports").status_code == 403
     assert client.get(f"/reports/{rid}").status_code == 403
     assert client.get(f"/reports/{draft}").status_code == 404  # drafts are not known outside the company
+
+
+def test_company_list_shows_only_what_the_filer_may_open(app, client, factory):
+    """The list and its total follow the policy in SQL (compartments, level, facility)."""
+    org = factory.org(facility=True)
+    t01 = factory.user("filer", org=org, compartments=("T01",))
+    t08 = factory.user("filer", org=org, compartments=("T08",))
+    c = app.test_client()
+    sign_in(c, t08)
+    rid = new_report(c)
+    fill_all(c, rid, {"technology": {"technology": "T08"}})
+    sign_in(client, t01)
+    listing = client.get("/reports").get_data(as_text=True)
+    assert f"/reports/{rid}\"" not in listing
+    assert client.get(f"/reports/{rid}").status_code == 403

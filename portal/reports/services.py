@@ -329,9 +329,21 @@ class Page:
         return max(1, -(-self.total // self.per_page))
 
 
-def org_reports(session: Session, org_id: int, *, status: str | None, technology: str | None, page: int,
+def visible_to_company(subject: Subject):
+    """The SQL form of the policy for a company user's own reports (rules 2, 4, 5), so that
+    the list and its total show only what a click would open."""
+    level = Level.parse(subject.clearance_level or "")
+    if level is None:
+        return Report.id.is_(None)  # no clearance: nothing
+    levels = [l.value for l in Level if l <= level and (subject.org_facility_valid or l < Level.CONFIDENTIAL)]
+    return and_(Report.organisation_id == subject.org_id, Report.classification.in_(levels),
+                or_(Report.technology_id.is_(None),
+                    Report.technology.has(Technology.code.in_(sorted(subject.compartments)))))
+
+
+def org_reports(session: Session, subject: Subject, *, status: str | None, technology: str | None, page: int,
                 per_page: int = 50) -> Page:
-    cond = [Report.organisation_id == org_id]
+    cond = [visible_to_company(subject)]
     if status in S.STATUS_LABELS:
         cond.append(Report.status == status)
     if technology:

@@ -69,7 +69,7 @@ def index():
     page_no = request.args.get("page", 1, type=int) or 1
     if not current_user.role_enum.is_company:
         return redirect(url_for("review.queue", **request.args))
-    page = services.org_reports(s, current_user.organisation_id, status=status, technology=tech, page=page_no)
+    page = services.org_reports(s, current_subject(), status=status, technology=tech, page=page_no)
     today = today_jst()
     subject = current_subject()
     # Every row shown is one the policy allows (the SQL filter mirrors it; this proves it).
