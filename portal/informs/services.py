@@ -177,6 +177,7 @@ def approve(session: Session, inform: Inform, *, comment: str | None, subject: S
     inform.issued_at = utcnow()
     pdf = notice_pdf(session, inform, "ja", today)
     sink, kek_id, wrapped = blobs.seal_bytes(store, keyring, pdf)
+    inform._pending_sink = sink  # type: ignore[attr-defined]  # the caller commits or aborts it
     inform.notice_uid, inform.notice_blob_key = sink.uid, sink.blob_key
     inform.notice_kek_id, inform.notice_wrapped_dek = kek_id, wrapped
     inform.notice_sha256, inform.notice_size = sink.encryptor.plaintext_sha256, sink.size
@@ -186,7 +187,6 @@ def approve(session: Session, inform: Inform, *, comment: str | None, subject: S
            case_ref=report.reference, org_id=report.organisation_id,
            details={"number": inform.number, "sha256": inform.notice_sha256})
     notify.notify(session, notify.company_recipients(session, report.organisation_id), report, "inform", base_url)
-    inform._pending_sink = sink  # type: ignore[attr-defined]
     return inform
 
 

@@ -111,31 +111,21 @@ def approve(obj: Inform):
         abort(400)
     store = attachments.store_for(settings(), db.session)
     try:
-        inform = services.approve(db.session(), obj, comment=form.comment.data, store=store, keyring=current_keyring(),
-                                  base_url=settings().base_url, **_common())
-    except services.Refused as e:
-        db.rollback()
-        audit("inform.approve", outcome="denied", reason=e.reason, target_type="inform", target_id=obj.id)
-        db.commit()
-        if e.conceal:
-            abort(404)
-        if e.reason == "four_eyes":
-            flash(e.message, "error")
-            return _back(obj.report_id)
-        abort(403)
-    except ServiceError as e:
-        db.rollback()
-        audit("inform.approve", outcome="failure", reason=e.reason, target_type="inform", target_id=obj.id)
-        db.commit()
-        flash(e.message, "error")
-        return _back(obj.report_id)
-    sink = inform._pending_sink
-    try:
-        db.commit()
+        ok, inform = _run("approve", obj.report_id, lambda: services.approve(
+            db.session(), obj, comment=form.comment.data, store=store, keyring=current_keyring(),
+            base_url=settings().base_url, **_common()))
     except Exception:
-        sink.abort()
+        # The commit failed after the notice was sealed: its blob must not outlive the rollback.
+        sink = getattr(obj, "_pending_sink", None)
+        if sink is not None:
+            sink.abort()
         raise
-    sink.commit()
+    if not ok:
+        sink = getattr(obj, "_pending_sink", None)
+        if sink is not None:
+            sink.abort()
+        return _back(obj.report_id)
+    inform._pending_sink.commit()
     flash(_("The inform %(number)s has been issued and the company notified.", number=inform.number), "success")
     return _back(obj.report_id)
 
