@@ -59,42 +59,48 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     url = database_url(args.url)
 
-    load_before = os.getloadavg()[0]  # other work on this machine skews the numbers
-    recreate_database(url)
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(args.writers + 1)
-    out = ctx.Queue()
-    procs = [ctx.Process(target=writer, args=(url, i, args.seconds, args.count, barrier, out))
-             for i in range(args.writers)]
-    for p in procs:
-        p.start()
-    barrier.wait()
-    results = [out.get(timeout=600) for _ in procs]
-    for p in procs:
-        p.join()
-    if any(p.exitcode for p in procs):
-        print("a writer failed", file=sys.stderr)
-        return 1
+    procs = []
+    try:
+        load_before = os.getloadavg()[0]  # other work on this machine skews the numbers
+        recreate_database(url)
+        ctx = mp.get_context("spawn")
+        barrier = ctx.Barrier(args.writers + 1)
+        out = ctx.Queue()
+        procs = [ctx.Process(target=writer, args=(url, i, args.seconds, args.count, barrier, out))
+                 for i in range(args.writers)]
+        for p in procs:
+            p.start()
+        barrier.wait()
+        results = [out.get(timeout=600) for _ in procs]
+        for p in procs:
+            p.join()
+        if any(p.exitcode for p in procs):
+            print("a writer failed", file=sys.stderr)
+            return 1
 
-    total = sum(r[1] for r in results)
-    elapsed = max(r[3] for r in results) - min(r[2] for r in results)
-    rate = total / elapsed
-    lat = sorted(x for r in results for x in r[4])
-    p50, p99 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
+        total = sum(r[1] for r in results)
+        elapsed = max(r[3] for r in results) - min(r[2] for r in results)
+        rate = total / elapsed
+        lat = sorted(x for r in results for x in r[4])
+        p50, p99 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
 
-    from portal.audit.verify import verify_chain
-    from portal.db import make_engine
+        from portal.audit.verify import verify_chain
+        from portal.db import make_engine
 
-    engine = make_engine(url)
-    t0 = time.perf_counter()
-    with engine.connect() as conn:
-        verified = verify_chain(conn)
-    verify_s = time.perf_counter() - t0
-    engine.dispose()
-    assert verified.ok, f"chain broken at {verified.first_bad_seq}: {verified.problem}"
-    assert verified.count == total == verified.head_seq, (verified.count, total)
-    if not args.keep:
-        drop_database(url)
+        engine = make_engine(url)
+        t0 = time.perf_counter()
+        with engine.connect() as conn:
+            verified = verify_chain(conn)
+        verify_s = time.perf_counter() - t0
+        engine.dispose()
+        assert verified.ok, f"chain broken at {verified.first_bad_seq}: {verified.problem}"
+        assert verified.count == total == verified.head_seq, (verified.count, total)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        if not args.keep:
+            drop_database(url)
 
     ok = rate >= GOAL
     print(f"audit_append: {rate:,.0f} appends/s ({total} events, {args.writers} writer processes, "

@@ -98,50 +98,53 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     url = database_url(args.url, "ttr_bench_verify")
 
-    if args.reuse and count(url) == args.events:
-        load_s = None
-        print(f"reusing {args.events:,} events in {url.rsplit('/', 1)[1]}")
-    else:
-        recreate_database(url)
-        load_s = load(url, args.events)
-        print(f"loaded {args.events:,} events in {load_s:.1f} s ({args.events / load_s:,.0f}/s)")
+    try:
+        if args.reuse and count(url) == args.events:
+            load_s = None
+            print(f"reusing {args.events:,} events in {url.rsplit('/', 1)[1]}")
+        else:
+            recreate_database(url)
+            load_s = load(url, args.events)
+            print(f"loaded {args.events:,} events in {load_s:.1f} s ({args.events / load_s:,.0f}/s)")
 
-    from sqlalchemy import text
+        from sqlalchemy import text
 
-    from portal.audit.verify import verify_chain
-    from portal.db import make_engine
+        from portal.audit.verify import verify_chain
+        from portal.db import make_engine
 
-    load_before = os.getloadavg()[0]  # other work on this machine skews the numbers
-    engine = make_engine(url)
-    times = []
-    for _ in range(args.runs):
+        load_before = os.getloadavg()[0]  # other work on this machine skews the numbers
+        engine = make_engine(url)
+        times = []
+        for _ in range(args.runs):
+            with engine.connect() as conn:
+                t0 = time.perf_counter()
+                result = verify_chain(conn)
+                times.append(time.perf_counter() - t0)
+            assert result.ok, f"chain broken at {result.first_bad_seq}: {result.problem}"
+            assert result.count == args.events == result.head_seq
+        best = min(times)
+        rate = args.events / best
+
+        # Correctness at scale: one edited event deep in the chain is named.
+        victim = args.events * 3 // 4 + 1
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+            conn.execute(text("UPDATE audit_events SET actor_email = 'x' || actor_email WHERE seq = :s"), {"s": victim})
+            conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
         with engine.connect() as conn:
             t0 = time.perf_counter()
-            result = verify_chain(conn)
-            times.append(time.perf_counter() - t0)
-        assert result.ok, f"chain broken at {result.first_bad_seq}: {result.problem}"
-        assert result.count == args.events == result.head_seq
-    best = min(times)
-    rate = args.events / best
+            broken = verify_chain(conn)
+            broken_s = time.perf_counter() - t0
+        assert not broken.ok and broken.first_bad_seq == victim, (broken.first_bad_seq, victim)
+        with engine.begin() as conn:  # put it back, so that --keep leaves a valid chain for --reuse
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+            conn.execute(text("UPDATE audit_events SET actor_email = substr(actor_email, 2) WHERE seq = :s"), {"s": victim})
+            conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+        engine.dispose()
 
-    # Correctness at scale: one edited event deep in the chain is named.
-    victim = args.events * 3 // 4 + 1
-    with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-        conn.execute(text("UPDATE audit_events SET actor_email = 'x' || actor_email WHERE seq = :s"), {"s": victim})
-        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
-    with engine.connect() as conn:
-        t0 = time.perf_counter()
-        broken = verify_chain(conn)
-        broken_s = time.perf_counter() - t0
-    assert not broken.ok and broken.first_bad_seq == victim, (broken.first_bad_seq, victim)
-    with engine.begin() as conn:  # put it back, so that --keep leaves a valid chain for --reuse
-        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-        conn.execute(text("UPDATE audit_events SET actor_email = substr(actor_email, 2) WHERE seq = :s"), {"s": victim})
-        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
-    engine.dispose()
-    if not args.keep:
-        drop_database(url)
+    finally:
+        if not args.keep:
+            drop_database(url)
 
     ok = rate >= GOAL
     print(f"audit_verify: {rate:,.0f} events/s ({args.events:,} events verified in {best:.2f} s, best of "
@@ -151,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result("audit_verify", {
         "events_per_s": round(rate, 1), "events": args.events, "seconds_best": round(best, 3),
         "seconds_runs": [round(t, 3) for t in times], "load_seconds": None if load_s is None else round(load_s, 1),
-        "tamper_detected_at": broken.first_bad_seq, "goal_per_s": GOAL, "goal_met": ok, "loadavg_1min_before": round(load_before, 2),
+        "tamper_detected_at": broken.first_bad_seq, "goal_per_s": GOAL, "goal_met": ok,
+        "loadavg_1min_before": round(load_before, 2),
     })
     print(f"result appended to {path}")
     return 0 if ok else 2

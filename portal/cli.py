@@ -186,22 +186,92 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A checkpoint file you kept: also prove the current trail extends it.")
+@click.option("--public-key", "public_key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The audit public key you trust (default: the portal's own key file).")
+def audit_verify(checkpoint_file, public_key) -> None:
     """Walk the hash chain; exit non-zero naming the first broken sequence number."""
+    import json
     import time
 
+    from flask import current_app
+
     from portal import db
+    from portal.audit import checkpoints
     from portal.audit.verify import verify_chain
 
     t0 = time.perf_counter()
     with db.engine().connect() as conn:
         result = verify_chain(conn)
+        if not result.ok:
+            click.echo(f"BROKEN at sequence {result.first_bad_seq}: {result.problem}", err=True)
+            sys.exit(1)
+        if checkpoint_file:
+            pem = open(public_key, "rb").read() if public_key else \
+                checkpoints.signing_key(str(current_app.config["SETTINGS"].audit_key_path)).public_key_pem()
+            try:
+                doc = json.load(open(checkpoint_file, encoding="utf-8"))
+            except ValueError:
+                raise click.ClickException("the checkpoint file is not JSON") from None
+            ok, message = checkpoints.check(conn, doc, pem)
+            if not ok:
+                click.echo(f"CHECKPOINT FAILED: {message}", err=True)
+                sys.exit(1)
+            click.echo(f"checkpoint: {message}")
     dt = time.perf_counter() - t0
-    if not result.ok:
-        click.echo(f"BROKEN at sequence {result.first_bad_seq}: {result.problem}", err=True)
-        sys.exit(1)
     rate = result.count / dt if dt > 0 else 0
     click.echo(f"ok: {result.count} events, head {result.head_seq} {result.head_hash} ({rate:,.0f} events/s)")
+
+
+@audit.command("checkpoint")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None, help="Also write the file here.")
+def audit_checkpoint(out) -> None:
+    """Sign the current head of the chain now."""
+    import json
+
+    from flask import current_app
+
+    from portal import db
+    from portal.audit import checkpoints
+
+    key = checkpoints.signing_key(str(current_app.config["SETTINGS"].audit_key_path))
+    cp = checkpoints.make(db.session(), key, "manual")
+    db.commit()
+    doc = checkpoints.document(cp, key.public_key_pem())
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(doc, f, ensure_ascii=False, indent=2)
+    click.echo(f"checkpoint at event {cp.seq} {cp.hash}")
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True)
+@click.option("--from", "date_from", default="", help="YYYY-MM-DD (JST), inclusive.")
+@click.option("--to", "date_to", default="", help="YYYY-MM-DD (JST), inclusive.")
+def audit_export(fmt, out, date_from, date_to) -> None:
+    """Export (or archive a closed period of) the trail to a signed file, in constant memory."""
+    from flask import current_app
+
+    from portal import db
+    from portal.audit import checkpoints
+    from portal.audit.export import Filter, stream
+    from portal.audit.trail import record
+
+    key = checkpoints.signing_key(str(current_app.config["SETTINGS"].audit_key_path))
+    f = Filter(date_from=date_from, date_to=date_to)
+    record(db.session(), "audit.export", details={"format": fmt, "via": "cli", **f.active()})
+    db.commit()
+    cp = checkpoints.make(db.session(), key, "export")
+    db.commit()
+    n = 0
+    with open(out, "wb") as fh:
+        for chunk in stream(db.engine(), f, fmt, key=key, exporter="cli",
+                            checkpoint=checkpoints.document(cp, key.public_key_pem())["payload"]):
+            fh.write(chunk)
+            n += len(chunk)
+    click.echo(f"wrote {n:,} bytes to {out}; verify with: python -m crypto.audit_verify {out} PUBLIC_KEY.pem")
 
 
 @main.group()

@@ -70,7 +70,12 @@ def make_engine(url: str, **kwargs) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A long read (an export) asks for a deferred transaction: in WAL mode it reads a
+            # snapshot without holding the write lock that every other request needs.
+            if conn.get_execution_options().get("read_only_snapshot"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):

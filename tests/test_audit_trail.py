@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -389,8 +389,6 @@ NASTY = ["", '"', "\\", "\\N", "\\\\N", "a\tb", "a\nb", "a\rb\r\n", "\x01\x08\x0
 
 
 def test_verify_encodes_any_stored_text_like_compute_hash(app, workers):
-    from datetime import datetime, timezone
-
     rows = [{"actor_email": t, "actor_role": t, "source_ip": t, "action": t or "x", "target_type": t,
              "target_id": t, "case_ref": t, "outcome": t or "x", "reason": t, "details": t} for t in NASTY]
     rows += [{"actor_id": -5, "org_id": 2**31 - 1}, {"actor_id": 0, "org_id": 0, "reason": ""},
@@ -421,8 +419,6 @@ _text = st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs",),
     "details": st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20),
 }), min_size=1, max_size=4))
 def test_verify_accepts_any_valid_chain(app, rows):
-    from datetime import datetime, timezone
-
     verify_module.PARALLEL_MIN_EVENTS, saved = 0, verify_module.PARALLEL_MIN_EVENTS
     try:
         chain = _raw_chain(rows, datetime(2025, 6, 30, 23, 59, 59, 999000, tzinfo=timezone.utc))
@@ -440,7 +436,7 @@ def test_sqlite_time_respelled_with_an_offset_is_detected(app):
     """The same instant written another way would be read back differently by the app."""
     _append(app, 3)
     stored = _rows(app)[1].occurred_at  # aware UTC
-    local = stored.astimezone(__import__("datetime").timezone(timedelta(hours=9)))
+    local = stored.astimezone(timezone(timedelta(hours=9)))
     _tamper(app, sa.text("UPDATE audit_events SET occurred_at = :v WHERE seq = 2").bindparams(
         v=local.strftime("%Y-%m-%d %H:%M:%S.%f+09:00")))
     result = _verify(app)

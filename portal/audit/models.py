@@ -60,3 +60,18 @@ class AuditPending(Base):
     details: Mapped[str] = mapped_column(Text)
     # canonical() of the fields above without its "[": the seal prefixes seq and time and hashes it.
     tail: Mapped[str] = mapped_column(Text)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of the chain's head. Auditors keep copies outside the portal: a
+    later chain that does not extend it proves history was rewritten."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(200))

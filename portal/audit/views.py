@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from flask import Blueprint, abort, render_template, request
+import json
+
+from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask_login import current_user
 from sqlalchemy import select
 
 from portal import db
@@ -68,3 +71,72 @@ def event(seq: int):
     if e is None:
         abort(404)
     return render_template("audit/event.html", e=e)
+
+
+def _key():
+    from portal.audit.checkpoints import signing_key
+    from portal.core.web import settings
+
+    return signing_key(str(settings().audit_key_path))
+
+
+@bp.route("/export")
+@guarded(Action.AUDIT_EXPORT)
+def export():
+    """Stream an export; it is itself an audited event, and a checkpoint is signed for it."""
+    from portal.audit import checkpoints
+    from portal.audit.export import FORMATS, Filter, stream
+
+    a = request.args
+    fmt = a.get("format", "csv")
+    if fmt not in FORMATS:
+        abort(404)
+    f = Filter(date_from=(a.get("from") or "")[:10], date_to=(a.get("to") or "")[:10],
+               actor=(a.get("actor") or "")[:254], org=(a.get("org") or "")[:12],
+               action=(a.get("action") or "")[:64], case_ref=(a.get("case_ref") or "")[:32],
+               outcome=(a.get("outcome") or "")[:16])
+    key = _key()
+    audit("audit.export", details={"format": fmt, **f.active()})
+    db.commit()
+    cp = checkpoints.make(db.session(), key, "export")
+    db.commit()
+    doc = checkpoints.document(cp, key.public_key_pem())["payload"]
+    body = stream(db.engine(), f, fmt, key=key, exporter=current_user.email, checkpoint=doc)
+    resp = Response(stream_with_context(body), mimetype="text/csv" if fmt == "csv" else "application/x-ndjson")
+    resp.headers["Content-Disposition"] = f'attachment; filename="audit-export-{cp.seq}.{fmt}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/checkpoints")
+@guarded(Action.AUDIT_READ)
+def checkpoints_list():
+    from portal.audit.models import AuditCheckpoint
+    from sqlalchemy import select
+
+    rows = list(db.session().execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(200)).scalars())
+    return render_template("audit/checkpoints.html", rows=rows, key_id=_key().key_id)
+
+
+@bp.route("/checkpoints/<int:cp_id>.json")
+@guarded(Action.AUDIT_READ)
+def checkpoint_file(cp_id: int):
+    from portal.audit import checkpoints
+    from portal.audit.models import AuditCheckpoint
+
+    cp = db.session().get(AuditCheckpoint, cp_id)
+    if cp is None:
+        abort(404)
+    audit("audit.checkpoint.download", target_type="checkpoint", target_id=cp.id)
+    db.commit()
+    body = json.dumps(checkpoints.document(cp, _key().public_key_pem()), ensure_ascii=False, indent=2)
+    return Response(body, mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="audit-checkpoint-{cp.seq}.json"',
+                             "Cache-Control": "no-store"})
+
+
+@bp.route("/public-key.pem")
+@guarded(Action.AUDIT_READ)
+def public_key():
+    return Response(_key().public_key_pem(), mimetype="application/x-pem-file",
+                    headers={"Content-Disposition": 'attachment; filename="audit-public-key.pem"'})

@@ -59,6 +59,9 @@ def run_daily(session: Session, settings: Settings, today: date) -> Outcome:
     for r in open_cases:
         if clocks(r, today, settings.review_target_days).overdue:
             out.overdue += notify.notify(session, [session.get(User, r.assignee_id)], r, "overdue", settings.base_url)
+    from portal.audit import checkpoints
+
+    checkpoints.make(session, checkpoints.signing_key(str(settings.audit_key_path)), "daily")
     run.finished_at = utcnow()
     run.result = f"reminders={out.reminders} overdue={out.overdue}"
     record(session, "jobs.daily", details={"reminders": out.reminders, "overdue": out.overdue})
