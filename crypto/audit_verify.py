@@ -41,9 +41,21 @@ class Result:
         return f"ok: {self.count} events verified" if self.ok else f"FAILED: {self.problem}"
 
 
+try:  # the C encoder behind json.dumps(..., ensure_ascii=False, separators=(",", ":")), set up once
+    from json.encoder import c_encode_basestring, c_make_encoder
+
+    _encode = c_make_encoder(None, None, c_encode_basestring, None, ":", ",", False, False, True)
+
+    def _dumps(values: list) -> str:
+        return "".join(_encode(values, 0))
+except (ImportError, TypeError):  # pragma: no cover - non-CPython
+    def _dumps(values: list) -> str:
+        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
 def event_hash(event: dict) -> str:
     values = [event[f] for f in HASHED]
-    body = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = _dumps(values).encode("utf-8")
     return hashlib.sha256(event["prev_hash"].encode("ascii") + b"\n" + body).hexdigest()
 
 
@@ -51,16 +63,17 @@ def manifest_bytes(manifest: dict) -> bytes:
     return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+_INT_COLUMNS = tuple(i for i, name in enumerate(FIELDS) if name in INTS)
+
+
 def _csv_event(row: list[str]) -> dict:
     if len(row) != len(FIELDS):
         raise ValueError("wrong number of columns")
-    out = {}
-    for name, cell in zip(FIELDS, row):
-        value = None if cell == CSV_NULL else cell
-        if value is not None and name in INTS:
-            value = int(value)
-        out[name] = value
-    return out
+    values = [None if cell == CSV_NULL else cell for cell in row]
+    for i in _INT_COLUMNS:
+        if values[i] is not None:
+            values[i] = int(values[i])
+    return dict(zip(FIELDS, values))
 
 
 def _last_line(f) -> tuple[bytes, int]:

@@ -148,6 +148,10 @@ def users_create(email, name, role, org_number, level, compartments, password_st
                              reason="initial clearance set with `portal users create`", actor=None, today=today_jst())
     except ServiceError as exc:
         s.rollback()
+        from portal.audit.trail import record
+
+        record(s, "account.create", outcome="failure", reason=exc.reason, details={"via": "cli", "role": role})
+        s.commit()
         raise click.ClickException(exc.message) from None
     db.commit()
     click.echo(f"created user {user.id} <{user.email}> role={user.role}")

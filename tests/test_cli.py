@@ -219,7 +219,13 @@ def test_users_create_refuses_bad_arguments_and_creates_nothing(demo):
         assert "Error:" in r.stderr and "Traceback" not in r.stderr, (name, r.stderr)
         for needle in needles:
             assert needle in r.stderr, (name, needle, r.stderr)
-    assert (demo.count("users"), demo.count("clearances"), demo.count("audit_events")) == (users, clearances, events)
+    assert (demo.count("users"), demo.count("clearances")) == (users, clearances)
+    # Refusals the services make (bad e-mail, role for the organisation, unknown compartment)
+    # are recorded; argument errors click rejects before anything runs are not.
+    refused = demo.query("SELECT reason FROM audit_events WHERE action = 'account.create' AND outcome = 'failure' "
+                         "ORDER BY seq")
+    assert sorted(r[0] for r in refused) == ["bad_email", "role_org_mismatch", "unknown_compartment"]
+    assert demo.count("audit_events") == events + 3
     assert demo.query("SELECT count(*) FROM users WHERE email = 'new.filer@example.co.jp'")[0][0] == 0
 
 

@@ -66,10 +66,16 @@ def query(f: Filter):
     return stmt
 
 
-def _line_csv(values: list) -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([CSV_NULL if v is None else v for v in values])
-    return buf.getvalue().encode("utf-8")
+try:  # json.dumps(..., ensure_ascii=False, separators=(",", ":")) without its per-call set-up
+    from json.encoder import c_encode_basestring, c_make_encoder
+
+    _encode = c_make_encoder(None, None, c_encode_basestring, None, ":", ",", False, False, True)
+
+    def _json(obj: dict) -> str:
+        return "".join(_encode(obj, 0))
+except (ImportError, TypeError):  # pragma: no cover - non-CPython
+    def _json(obj: dict) -> str:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def stream(engine, f: Filter, fmt: str, *, key: SigningKey, exporter: str,
@@ -90,22 +96,35 @@ def _stream(conn, f: Filter, fmt: str, *, key: SigningKey, exporter: str,
         digest.update(head)
         yield head
     result = conn.execute(query(f).execution_options(stream_results=True, yield_per=batch))
+    # One batch becomes one string (a single csv.writer over a buffer, or the JSON lines joined),
+    # encoded and hashed once: the same bytes as line by line, without a writer and a buffer per row.
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
     for part in result.partitions(batch):
-        chunk = []
-        for row in part:
-            values = list(row)
-            values[1] = format_time(_as_utc(values[1]))
-            if fmt == "csv":
-                line = _line_csv(values)
-            else:
-                line = json.dumps(dict(zip(FIELDS, values)), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-            digest.update(line)
-            chunk.append(line)
-            if first is None:
-                first = (values[0], values[-1])
-            last = (values[0], values[-1])
-            count += 1
-        yield b"".join(chunk)
+        if not part:
+            continue
+        if fmt == "csv":
+            buf.seek(0)
+            buf.truncate()
+            for row in part:
+                values = [CSV_NULL if v is None else v for v in row]
+                values[1] = format_time(_as_utc(values[1]))
+                writer.writerow(values)
+            chunk = buf.getvalue().encode("utf-8")
+        else:
+            lines = []
+            for row in part:
+                values = list(row)
+                values[1] = format_time(_as_utc(values[1]))
+                lines.append(_json(dict(zip(FIELDS, values))))
+            lines.append("")
+            chunk = "\n".join(lines).encode("utf-8")
+        digest.update(chunk)
+        if first is None:
+            first = (part[0][0], part[0][-1])
+        last = (part[-1][0], part[-1][-1])
+        count += len(part)
+        yield chunk
     manifest = {
         "format": fmt, "filter": f.active(), "count": count,
         "first_seq": first[0] if first else None, "first_hash": first[1] if first else None,
