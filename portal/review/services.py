@@ -79,13 +79,13 @@ def _start_of(d: date):
 
 
 def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: date, target_days: int) -> Queue:
-    base = reports.visible_to_government(subject)
+    base = reports.visible_to_government(session, subject)
     cond = [base]
     status = f.status if f.status in S.STATUS_LABELS and f.status != S.DRAFT else None
     if status:
         cond.append(Report.status == status)
     if f.technology:
-        cond.append(Report.technology.has(Technology.code == f.technology))
+        cond.append(Report.technology_id.in_(reports._technology_ids(session, [f.technology])))
     if f.country:
         cond.append(Report.destination_country == f.country)
     if f.assignee == "me":
@@ -181,7 +181,7 @@ class Dashboard:
 
 
 def dashboard(session: Session, subject: Subject, *, today: date, target_days: int) -> Dashboard:
-    visible = reports.visible_to_government(subject)
+    visible = reports.visible_to_government(session, subject)
     by_status = session.execute(select(Report.status, func.count()).where(visible).group_by(Report.status)
                                 .order_by(func.count().desc())).all()
     by_tech = session.execute(select(Technology.code, func.count()).join(Report, Report.technology_id == Technology.id)
