@@ -21,8 +21,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_reports_queue_labels', ['status', 'classification', 'technology_id'], unique=False)
         batch_op.create_index('ix_reports_status_transfer_id', ['status', 'planned_transfer_date', 'id'], unique=False)
         batch_op.create_index('ix_reports_submitted_id', ['submitted_at', 'id'], unique=False)
-        batch_op.create_index('ix_reports_org_updated', ['organisation_id', 'updated_at', 'id'], unique=False)
-        batch_op.create_index('ix_reports_org_status_updated', ['organisation_id', 'status', 'updated_at', 'id'], unique=False)
+        batch_op.create_index('ix_reports_org_updated', ['organisation_id', 'updated_at', 'id'], unique=False,
+                              postgresql_include=['status', 'classification', 'technology_id'])
+        batch_op.create_index('ix_reports_org_status_updated', ['organisation_id', 'status', 'updated_at', 'id'],
+                              unique=False, postgresql_include=['classification', 'technology_id'])
 
     # ### end Alembic commands ###
 

@@ -26,8 +26,11 @@ class Report(Base):
         Index("ix_reports_status_transfer_id", "status", "planned_transfer_date", "id"),
         Index("ix_reports_queue_labels", "status", "classification", "technology_id"),
         # A company's list: newest first, with or without a status filter.
-        Index("ix_reports_org_updated", "organisation_id", "updated_at", "id"),
-        Index("ix_reports_org_status_updated", "organisation_id", "status", "updated_at", "id"),
+        # INCLUDE the policy's labels so the list's total is an index-only count on PostgreSQL.
+        Index("ix_reports_org_updated", "organisation_id", "updated_at", "id",
+              postgresql_include=["status", "classification", "technology_id"]),
+        Index("ix_reports_org_status_updated", "organisation_id", "status", "updated_at", "id",
+              postgresql_include=["classification", "technology_id"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
