@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
@@ -78,6 +77,14 @@ except (ImportError, TypeError):  # pragma: no cover - non-CPython
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+class _Sink:
+    """A file-like ``write`` for csv.writer."""
+    __slots__ = ("write",)
+
+    def __init__(self, write) -> None:
+        self.write = write
+
+
 def stream(engine, f: Filter, fmt: str, *, key: SigningKey, exporter: str,
            checkpoint: dict | None, batch: int = 5000) -> Iterator[bytes]:
     """Reads on its own connection (a snapshot, never the write lock), in batches."""
@@ -96,29 +103,25 @@ def _stream(conn, f: Filter, fmt: str, *, key: SigningKey, exporter: str,
         digest.update(head)
         yield head
     result = conn.execute(query(f).execution_options(stream_results=True, yield_per=batch))
-    # One batch becomes one string (a single csv.writer over a buffer, or the JSON lines joined),
-    # encoded and hashed once: the same bytes as line by line, without a writer and a buffer per row.
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    # One csv.writer for the whole export, writing each row's line into a list; the lines of a
+    # batch are joined, encoded and hashed once (the same bytes as line by line).
+    lines: list[str] = []
+    writer = csv.writer(_Sink(lines.append), lineterminator="\n")
     for part in result.partitions(batch):
         if not part:
             continue
         if fmt == "csv":
-            buf.seek(0)
-            buf.truncate()
             for row in part:
                 values = [CSV_NULL if v is None else v for v in row]
                 values[1] = format_time(_as_utc(values[1]))
                 writer.writerow(values)
-            chunk = buf.getvalue().encode("utf-8")
         else:
-            lines = []
             for row in part:
                 values = list(row)
                 values[1] = format_time(_as_utc(values[1]))
-                lines.append(_json(dict(zip(FIELDS, values))))
-            lines.append("")
-            chunk = "\n".join(lines).encode("utf-8")
+                lines.append(_json(dict(zip(FIELDS, values))) + "\n")
+        chunk = "".join(lines).encode("utf-8")
+        lines.clear()
         digest.update(chunk)
         if first is None:
             first = (part[0][0], part[0][-1])
