@@ -3,7 +3,7 @@
 A self-contained library: the standard library and ``cryptography`` only,
 nothing of Flask, the database or the web app. Byte formats: FORMAT.md.
 
-- :mod:`crypto.keyring`  — KEKs; :class:`FileKeyring` (0600 JSON file), :class:`MemoryKeyring`
+- :mod:`crypto.kek`  — KEKs; :class:`FileKeyring` (0600 JSON file), :class:`MemoryKeyring`
 - :mod:`crypto.envelope` — per-object DEKs wrapped by the keyring
 - :mod:`crypto.stream`   — streaming AEAD for attachments ("TTRA" v1)
 - :mod:`crypto.fields`   — AES-256-GCM for short text columns
@@ -13,7 +13,7 @@ nothing of Flask, the database or the web app. Byte formats: FORMAT.md.
 from .envelope import DEK_SIZE, WrappedKey, new_dek, rewrap_dek, unwrap_dek, wrap_new
 from .errors import DecryptionError, FormatError, StreamError
 from .fields import seal, unseal
-from .keyring import (
+from .kek import (
     FileKeyring,
     KeyInUse,
     Keyring,

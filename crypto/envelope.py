@@ -1,12 +1,12 @@
 """Envelope encryption: a fresh random data key (DEK) per object, stored
-wrapped by a key-encryption key (KEK) from a :class:`~crypto.keyring.Keyring`."""
+wrapped by a key-encryption key (KEK) from a :class:`~crypto.kek.Keyring`."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
 
-from .keyring import Keyring
+from .kek import Keyring
 
 __all__ = ["DEK_SIZE", "new_dek", "WrappedKey", "wrap_new", "unwrap_dek", "rewrap_dek"]
 
@@ -37,8 +37,8 @@ def wrap_new(keyring: Keyring) -> tuple[bytes, WrappedKey]:
 
 
 def unwrap_dek(keyring: Keyring, wrapped_key: WrappedKey) -> bytes:
-    """The plain DEK (raises :class:`~crypto.keyring.UnknownKey` /
-    :class:`~crypto.keyring.KeyringError`)."""
+    """The plain DEK (raises :class:`~crypto.kek.UnknownKey` /
+    :class:`~crypto.kek.KeyringError`)."""
     return keyring.unwrap(wrapped_key.kek_id, wrapped_key.wrapped)
 
 

@@ -19,7 +19,7 @@ def keyring_status(settings: Settings) -> str:
     if not _check_mode(path):
         return "insecure_permissions"
     try:
-        from crypto.keyring import FileKeyring
+        from crypto.kek import FileKeyring
 
         FileKeyring(path)
     except Exception:  # noqa: BLE001
@@ -43,7 +43,7 @@ def ensure_instance(settings: Settings) -> list[str]:
     if not os.environ.get("PORTAL_SECRET_KEY") and not secret.exists():
         _write_secret(secret, secrets.token_urlsafe(48).encode())
         created.append(str(secret))
-    from crypto.keyring import FileKeyring
+    from crypto.kek import FileKeyring
     from crypto.signing import SigningKey
 
     keyring = Path(settings.keyring_path)

@@ -105,28 +105,30 @@ def assign(obj: Report):
     return redirect(url_for("reports.show", report_id=obj.id))
 
 
+def _commented(obj: Report, name: str, text: str | None, missing: str, done: str):
+    """A transition that carries the company-facing text (return, close)."""
+    if text is None:
+        flash(missing, "error")
+    else:
+        ok, message = _transition(obj, name, text)
+        flash(done if ok else message, "success" if ok else "error")
+    return redirect(url_for("reports.show", report_id=obj.id))
+
+
 @bp.route("/cases/<int:report_id>/return", methods=["POST"])
 @guarded(Action.REPORT_REVIEW, load=_load)
 def return_(obj: Report):
     form = ReturnForm()
-    if not form.validate_on_submit():
-        flash(_("Enter what the company must correct."), "error")
-        return redirect(url_for("reports.show", report_id=obj.id))
-    ok, message = _transition(obj, "return", form.comment.data)
-    flash(_("The report has been returned for correction.") if ok else message, "success" if ok else "error")
-    return redirect(url_for("reports.show", report_id=obj.id))
+    return _commented(obj, "return", form.comment.data if form.validate_on_submit() else None,
+                      _("Enter what the company must correct."), _("The report has been returned for correction."))
 
 
 @bp.route("/cases/<int:report_id>/close", methods=["POST"])
 @guarded(Action.REPORT_REVIEW, load=_load)
 def close(obj: Report):
     form = CloseForm()
-    if not form.validate_on_submit():
-        flash(_("Enter a summary for the company."), "error")
-        return redirect(url_for("reports.show", report_id=obj.id))
-    ok, message = _transition(obj, "close", form.summary.data)
-    flash(_("The case has been closed without an inform.") if ok else message, "success" if ok else "error")
-    return redirect(url_for("reports.show", report_id=obj.id))
+    return _commented(obj, "close", form.summary.data if form.validate_on_submit() else None,
+                      _("Enter a summary for the company."), _("The case has been closed without an inform."))
 
 
 @bp.route("/dashboard")

@@ -8,7 +8,7 @@ import pytest
 
 import crypto
 from crypto.envelope import WrappedKey, new_dek, rewrap_dek, unwrap_dek, wrap_new
-from crypto.keyring import FileKeyring, MemoryKeyring, UnknownKey
+from crypto.kek import FileKeyring, MemoryKeyring, UnknownKey
 
 
 def test_new_dek_is_32_random_bytes():
@@ -60,7 +60,7 @@ def test_package_imports_nothing_of_the_web_app():
     import sys
 
     code = (
-        "import sys, crypto, crypto.keyring, crypto.envelope, crypto.stream, "
+        "import sys, crypto, crypto.kek, crypto.envelope, crypto.stream, "
         "crypto.fields, crypto.signing\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('flask', 'sqlalchemy', 'portal', 'werkzeug', 'jinja2')]\n"

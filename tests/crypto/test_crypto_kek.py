@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from crypto.keyring import (
+from crypto.kek import (
     FileKeyring,
     Keyring,
     KeyringError,
