@@ -6,7 +6,7 @@ from portal.catalogue.models import Technology  # noqa: F401
 from portal.db import Base  # noqa: F401
 from portal.mail.models import OutboxMessage  # noqa: F401
 from portal.orgs.models import Organisation  # noqa: F401
-from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportVersion  # noqa: F401
+from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportTally, ReportVersion  # noqa: F401
 from portal.attachments.models import Attachment, BlobChunk, DataKey  # noqa: F401
 from portal.dialogue.models import JobRun, Message, Notification, ReadMark  # noqa: F401
 from portal.informs.models import Inform, InformEvent  # noqa: F401

@@ -128,6 +128,8 @@ class Subject:
     clearance_expires_on: date | None
     compartments: frozenset[str] = frozenset()
     org_facility_valid: bool = False
+    # The compartments' technology ids, for the SQL form of the policy (None: not looked up).
+    compartment_ids: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from werkzeug.datastructures import CallbackDict
 
 from portal import db
+from portal.auth import principal
 from portal.auth.models import UserSession
 from portal.db import utcnow
 
@@ -59,9 +60,10 @@ class DatabaseSessionInterface(SessionInterface):
         if not token or len(token) > 100:
             return ServerSession()
         s = db.session()
-        row = s.get(UserSession, _digest(token))
-        if row is None:
+        loaded = principal.load(s, _digest(token))
+        if loaded is None:
             return ServerSession()
+        row, g.principal = loaded
         now = utcnow()
         cfg = app.config
         if (now - row.last_seen_at > timedelta(minutes=cfg["SESSION_IDLE_MINUTES"])

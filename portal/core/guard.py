@@ -15,6 +15,7 @@ from portal import db
 from portal.access.policy import Action, Decision, decide
 from portal.access.subject import subject_for
 from portal.audit.trail import record
+from portal.auth import principal
 from portal.core.timeutil import today_jst
 
 
@@ -27,7 +28,9 @@ def current_subject():
     if not current_user.is_authenticated:
         return None
     if "subject" not in g:
-        g.subject = subject_for(db.session(), current_user, today_jst())
+        user = current_user._get_current_object()
+        p = principal.of(user)
+        g.subject = subject_for(db.session(), user, today_jst(), p.grant if p is not None else False)
     return g.subject
 
 

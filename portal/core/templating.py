@@ -40,9 +40,13 @@ def _unread_notifications() -> int:
     from flask_login import current_user
 
     from portal import db
+    from portal.auth import principal
     from portal.dialogue.notify import unread_count
 
-    return unread_count(db.session(), current_user.id) if current_user.is_authenticated else 0
+    if not current_user.is_authenticated:
+        return 0
+    p = principal.of(current_user._get_current_object())
+    return p.unread_notifications if p is not None else unread_count(db.session(), current_user.id)
 
 
 def _inform_status_label(status: str) -> str:

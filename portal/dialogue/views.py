@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select, update
 
 from portal import db
+from portal.auth import principal
 from portal.access.policy import Action
 from portal.attachments import services as attachments
 from portal.attachments import web
@@ -100,4 +101,5 @@ def notifications():
     s.execute(update(Notification).where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
               .values(read_at=utcnow()))
     db.commit()
+    principal.notifications_read()
     return render_template("dialogue/notifications.html", rows=rows)

@@ -79,6 +79,22 @@ class Report(Base):
         return ("report", self.id)
 
 
+class ReportTally(Base):
+    """How many reports carry each combination of the labels that the policy and the lists
+    filter on. Database triggers on ``reports`` keep it (migration 0008), in the transaction
+    that changes a report, so a list's total and the queue's counts are a sum over a few rows
+    instead of a count over every visible report. ``technology_id`` 0 stands for a draft with
+    no technology chosen yet (a primary key cannot hold NULL)."""
+
+    __tablename__ = "report_tallies"
+
+    organisation_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(24), primary_key=True)
+    technology_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    classification: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(default=0)
+
+
 class ReportVersion(Base):
     """Submitted content, frozen. An amendment after a return is a new version."""
 

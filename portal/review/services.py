@@ -20,7 +20,7 @@ from portal.dialogue.models import EXTERNAL, INTERNAL, Message
 from portal.dialogue.services import unread_by_report
 from portal.reports import services as reports
 from portal.reports import states as S
-from portal.reports.models import Report
+from portal.reports.models import Report, ReportTally
 from portal.review.clock import Clocks, clocks
 
 SORTS = {
@@ -99,9 +99,9 @@ def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: 
     if f.unread:
         cond.append(Report.id.in_(_unread_reports_subquery(user.id)))
     where = and_(*cond)
-    counts = dict(session.execute(select(Report.status, func.count()).where(base).group_by(Report.status)).all())
+    counts = reports.tally_by_status(session, reports.visible_to_government(session, subject, ReportTally))
     if len(cond) == 1 + bool(status):
-        # No filter but the status: the total is one of the counts (one scan of the visible cases, not two).
+        # No filter but the status: the total is one of the counts.
         total = counts.get(status, 0) if status else sum(counts.values())
     else:
         total = session.execute(select(func.count()).select_from(Report).where(where)).scalar_one()
@@ -182,10 +182,11 @@ class Dashboard:
 
 def dashboard(session: Session, subject: Subject, *, today: date, target_days: int) -> Dashboard:
     visible = reports.visible_to_government(session, subject)
-    by_status = session.execute(select(Report.status, func.count()).where(visible).group_by(Report.status)
-                                .order_by(func.count().desc())).all()
-    by_tech = session.execute(select(Technology.code, func.count()).join(Report, Report.technology_id == Technology.id)
-                              .where(visible).group_by(Technology.code).order_by(Technology.code)).all()
+    tallied = reports.visible_to_government(session, subject, ReportTally)
+    by_status = sorted(reports.tally_by_status(session, tallied).items(), key=lambda kv: (-kv[1], kv[0]))
+    by_tech = [(code, int(n)) for code, n in session.execute(
+        select(Technology.code, func.sum(ReportTally.n)).join(ReportTally, ReportTally.technology_id == Technology.id)
+        .where(tallied).group_by(Technology.code).order_by(Technology.code)).all() if n]
     by_country = session.execute(select(Report.destination_country, func.count()).where(visible)
                                  .group_by(Report.destination_country).order_by(func.count().desc()).limit(12)).all()
     closed = session.execute(select(Report).where(Report.status.in_([S.CLOSED, S.INFORM_ISSUED]),

@@ -1,0 +1,63 @@
+"""Who is asking, read in one statement at the start of every request with a session cookie.
+
+The session row, its user and the user's organisation land in the ORM session (so Flask-Login's
+loader and ``user.organisation`` find them without SQL), together with the user's clearance
+grant in force and the number of unread notifications: one round trip instead of six on every
+signed-in page. Nothing here is cached across requests except what cannot change (a grant's
+compartments, see ``portal.access.subject``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from flask import g
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.access.models import Clearance
+from portal.access.subject import GRANT_COLUMNS, current_grant_id
+from portal.auth.models import User, UserSession
+from portal.orgs.models import Organisation
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int | None
+    grant: tuple | None  # GRANT_COLUMNS of the grant in force, None without one
+    unread_notifications: int
+    # Held for the request: the ORM session's identity map keeps only weak references, and
+    # Flask-Login's loader must find the user there.
+    user: User | None = field(default=None, compare=False, repr=False)
+
+
+def load(session: Session, session_id: str) -> tuple[UserSession, Principal] | None:
+    from portal.dialogue.models import Notification
+
+    unread = (select(func.count()).select_from(Notification)
+              .where(Notification.user_id == User.id, Notification.read_at.is_(None))
+              .correlate_except(Notification).scalar_subquery())
+    row = session.execute(
+        select(UserSession, User, Organisation, *GRANT_COLUMNS, unread)
+        .outerjoin(User, User.id == UserSession.user_id)
+        .outerjoin(Organisation, Organisation.id == User.organisation_id)
+        .outerjoin(Clearance, Clearance.id == current_grant_id(User.id))
+        .where(UserSession.id == session_id)
+    ).first()
+    if row is None:
+        return None
+    user = row[1]
+    grant = tuple(row[3:7]) if row[3] is not None else None
+    return row[0], Principal(user.id if user is not None else None, grant, row[7] or 0, user)
+
+
+def of(user) -> Principal | None:
+    """The principal read for this request, if it is ``user``'s (not after a sign-in or out)."""
+    p = g.get("principal")
+    return p if p is not None and user is not None and p.user_id == getattr(user, "id", None) else None
+
+
+def notifications_read() -> None:
+    """The request marked the user's notifications read: the badge drawn later shows none."""
+    p = g.get("principal")
+    if p is not None:
+        g.principal = replace(p, unread_notifications=0)
