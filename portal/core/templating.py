@@ -1,20 +1,33 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 
-from flask_babel import format_date, format_datetime, get_locale
+from babel.dates import format_date as babel_format_date
+from flask_babel import format_datetime, get_locale
 
 from portal.access.levels import Level, Role
 from portal.access.policy import Action
 from portal.core.guard import can
+from portal.core.timeutil import JST
+
+
+@lru_cache(maxsize=4096)
+def _long_date(d: date, locale: str) -> str:
+    # Lists repeat the same few hundred dates: Babel formats each once per process.
+    return babel_format_date(d, "long", locale=locale)
 
 
 def jdate(value: date | datetime | None) -> str:
     if value is None:
         return ""
+    locale = str(get_locale())
     if isinstance(value, datetime):
-        return format_datetime(value, "long" if str(get_locale()) != "ja" else "yyyy年M月d日 H:mm")
-    return format_date(value, "long")
+        if locale != "ja":
+            return format_datetime(value, "long")
+        local = value.astimezone(JST)
+        return f"{_long_date(local.date(), 'ja')} {local.hour}:{local.minute:02d}"  # yyyy年M月d日 H:mm
+    return _long_date(value, locale)
 
 
 def yen(amount) -> str:

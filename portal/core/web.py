@@ -1,9 +1,10 @@
 """Small helpers the views share: safe redirects, the current settings, the client address."""
 from __future__ import annotations
 
+from typing import Callable
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 
 from portal.config import Settings
 
@@ -26,3 +27,11 @@ def safe_next(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return default
     return target
+
+
+def url_template(endpoint: str, arg: str) -> Callable[[int], str]:
+    """``url_for(endpoint, arg=id)`` for the many rows of a list: the URL is built once around a
+    marker and each id substituted (url_for costs tens of microseconds per call)."""
+    marker = 918273645
+    head, tail = url_for(endpoint, **{arg: marker}).split(str(marker))
+    return lambda value: f"{head}{int(value)}{tail}"

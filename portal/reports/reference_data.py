@@ -24,10 +24,15 @@ def country_codes() -> frozenset[str]:
     return frozenset(c for c, _ in countries("en"))
 
 
+@lru_cache(maxsize=4)
+def _country_names(locale: str) -> dict[str, str]:
+    return dict(countries(locale))
+
+
 def country_name(code: str | None, locale: str) -> str:
     if not code:
         return ""
-    return dict(countries(locale)).get(code, code)
+    return _country_names(locale).get(code, code)
 
 
 # The currencies people actually contract in first; then every other ISO 4217 code.

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from portal.access.levels import Level
 from portal.access.policy import Action, Subject, decide
@@ -20,6 +20,7 @@ from portal.catalogue.models import Technology
 from portal.core.service import ServiceError
 from portal.db import utcnow
 from portal.reports import content as C
+from portal.reports import listing
 from portal.reports import states as S
 from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportTally, ReportVersion
 from portal.reports.reference_data import country_codes, currency_codes
@@ -319,7 +320,7 @@ def next_deadline(report: Report, today: date) -> tuple[str, date] | None:
 
 @dataclass
 class Page:
-    items: list[Report]
+    items: list[listing.ListedReport]
     total: int
     page: int
     per_page: int
@@ -395,9 +396,5 @@ def _page(session, where, page: int, per_page: int, order, *, total: int | None 
     if total is None:
         total = session.execute(select(func.count()).select_from(Report).where(where)).scalar_one()
     page = max(1, min(page, max(1, -(-total // per_page))))
-    # Lists show labels only: the sealed working copy is neither fetched nor decrypted (50
-    # AES-GCM opens a page otherwise); touching it on a listed row raises instead of N+1.
-    items = list(session.execute(select(Report).where(where).order_by(order, Report.id.desc())
-                                 .options(defer(Report.draft, raiseload=True))
-                                 .limit(per_page).offset((page - 1) * per_page)).scalars())
+    items = listing.fetch(session, where, (order, Report.id.desc()), limit=per_page, offset=(page - 1) * per_page)
     return Page(items, total, page, per_page)

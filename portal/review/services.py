@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
 from portal.access.policy import Action, Subject, decide
@@ -18,6 +18,7 @@ from portal.core.service import ServiceError
 from portal.core.timeutil import JST
 from portal.dialogue.models import EXTERNAL, INTERNAL, Message
 from portal.dialogue.services import unread_by_report
+from portal.reports import listing
 from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report, ReportTally
@@ -47,7 +48,7 @@ class Filters:
 
 @dataclass
 class Row:
-    report: Report
+    report: listing.ListedReport
     clocks: Clocks
     unread: int
     assignee: str | None
@@ -108,10 +109,7 @@ def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: 
     pages = max(1, -(-total // PER_PAGE))
     page = max(1, min(f.page, pages))
     order = SORTS.get(f.sort, SORTS["submitted"]) + (Report.id.desc(),)
-    # The queue shows labels only: the sealed working copy is neither fetched nor decrypted.
-    items = list(session.execute(select(Report).where(where).order_by(*order)
-                                 .options(defer(Report.draft, raiseload=True))
-                                 .limit(PER_PAGE).offset((page - 1) * PER_PAGE)).scalars())
+    items = listing.fetch(session, where, order, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
     unread = unread_by_report(session, user.id, [r.id for r in items], (EXTERNAL, INTERNAL))
     names = _names(session, {r.assignee_id for r in items if r.assignee_id})
     rows = [Row(r, clocks(r, today, target_days), unread.get(r.id, 0), names.get(r.assignee_id)) for r in items

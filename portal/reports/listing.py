@@ -1,0 +1,69 @@
+"""Reports as the lists show them: one statement per page of rows holding the labels and list
+keys only. Nothing sealed is fetched and no ORM object is built, because a list page is what
+case workers and filers load all day (bench/reports_list.py, bench/review_console.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.access.policy import Labels
+from portal.catalogue.models import Technology
+from portal.orgs.models import Organisation
+from portal.reports.models import Report
+
+
+@dataclass(frozen=True, slots=True)
+class ListedReport:
+    id: int
+    organisation_id: int
+    organisation_name: str
+    status: str
+    reference: str | None
+    title: str
+    classification: str
+    technology_code: str | None
+    technology_name_ja: str | None
+    technology_name_en: str | None
+    destination_country: str | None
+    planned_transfer_date: date | None
+    submitted_at: datetime | None
+    updated_at: datetime
+    closed_at: datetime | None
+    assignee_id: int | None
+    paused_days: int
+    awaiting_since: date | None
+    response_due: date | None
+    labels: Labels = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", Labels(
+            org_id=self.organisation_id, classification=self.classification,
+            compartments=frozenset((self.technology_code,)) if self.technology_code else frozenset(),
+            draft=self.status == "draft"))
+
+    def access_labels(self) -> Labels:
+        """What the policy reads: the same labels as ``Report.access_labels``."""
+        return self.labels
+
+    def technology_label(self, locale: str) -> str:
+        if not self.technology_code:
+            return ""
+        return f"{self.technology_code} {self.technology_name_en if locale == 'en' else self.technology_name_ja}"
+
+
+COLUMNS = (Report.id, Report.organisation_id, Organisation.name, Report.status, Report.reference, Report.title,
+           Report.classification, Technology.code, Technology.name_ja, Technology.name_en,
+           Report.destination_country, Report.planned_transfer_date, Report.submitted_at, Report.updated_at,
+           Report.closed_at, Report.assignee_id, Report.paused_days, Report.awaiting_since, Report.response_due)
+
+
+def fetch(session: Session, where, order, *, limit: int, offset: int) -> list[ListedReport]:
+    rows = session.execute(
+        select(*COLUMNS)
+        .join(Organisation, Organisation.id == Report.organisation_id)
+        .outerjoin(Technology, Technology.id == Report.technology_id)
+        .where(where).order_by(*order).limit(limit).offset(offset)).all()
+    return [ListedReport(*row) for row in rows]
