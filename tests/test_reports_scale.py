@@ -16,10 +16,13 @@ from tests.reports_helpers import fill_all, new_report, submit
 
 @contextmanager
 def count_queries(engine):
-    counter = {"n": 0}
+    counter = {"n": 0, "statements": []}
 
     def _before(conn, cursor, statement, params, context, executemany):
+        if statement.startswith("BEGIN"):  # SQLite's transaction control, not a query
+            return
         counter["n"] += 1
+        counter["statements"].append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", _before)
     try:
@@ -53,15 +56,19 @@ def test_list_page_queries_do_not_grow_with_the_number_of_reports(app, factory, 
     client = app.test_client()
     sign_in(client, user)
     engine = app.extensions["db_engine"]
+    path = "/reports?page=1" if role == "filer" else "/review/queue?page=1"
+    # Warm the process's caches (a clearance grant's compartments) before counting.
+    assert client.get(path).status_code == 200
     counts = []
     for n, start in ((3, 1), (60, 100)):
         _bulk_reports(app, org.id, filer.id, n, start)
         with count_queries(engine) as c:
-            resp = client.get("/reports?page=1" if role == "filer" else "/review/queue?page=1")
+            resp = client.get(path)
         assert resp.status_code == 200
         counts.append(c["n"])
-    assert counts[0] == counts[1], counts
-    assert counts[0] <= 16, counts
+    assert counts[0] == counts[1], c["statements"]
+    # Session with user, clearance and notifications; the total; the page with its unread counts.
+    assert counts[0] <= (3 if role == "filer" else 4), c["statements"]
 
 
 def test_report_page_queries_are_fixed(app, factory):

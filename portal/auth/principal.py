@@ -9,15 +9,15 @@ compartments, see ``portal.access.subject``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from flask import g
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from portal.access.models import Clearance
 from portal.access.subject import GRANT_COLUMNS, current_grant_id
 from portal.auth.models import User, UserSession
-from portal.orgs.models import Organisation
 
 
 @dataclass(frozen=True)
@@ -30,24 +30,28 @@ class Principal:
     user: User | None = field(default=None, compare=False, repr=False)
 
 
-def load(session: Session, session_id: str) -> tuple[UserSession, Principal] | None:
+@lru_cache(maxsize=1)
+def _statement():
+    """Built once (the session id is bound at execution); the user's organisation comes with
+    it through ``User.organisation``'s joined loading."""
     from portal.dialogue.models import Notification
 
     unread = (select(func.count()).select_from(Notification)
               .where(Notification.user_id == User.id, Notification.read_at.is_(None))
               .correlate_except(Notification).scalar_subquery())
-    row = session.execute(
-        select(UserSession, User, Organisation, *GRANT_COLUMNS, unread)
-        .outerjoin(User, User.id == UserSession.user_id)
-        .outerjoin(Organisation, Organisation.id == User.organisation_id)
-        .outerjoin(Clearance, Clearance.id == current_grant_id(User.id))
-        .where(UserSession.id == session_id)
-    ).first()
+    return (select(UserSession, User, *GRANT_COLUMNS, unread)
+            .outerjoin(User, User.id == UserSession.user_id)
+            .outerjoin(Clearance, Clearance.id == current_grant_id(User.id))
+            .where(UserSession.id == bindparam("session_id")))
+
+
+def load(session: Session, session_id: str) -> tuple[UserSession, Principal] | None:
+    row = session.execute(_statement(), {"session_id": session_id}).first()
     if row is None:
         return None
     user = row[1]
-    grant = tuple(row[3:7]) if row[3] is not None else None
-    return row[0], Principal(user.id if user is not None else None, grant, row[7] or 0, user)
+    grant = tuple(row[2:6]) if row[2] is not None else None
+    return row[0], Principal(user.id if user is not None else None, grant, row[6] or 0, user)
 
 
 def of(user) -> Principal | None:

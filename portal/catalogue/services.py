@@ -1,6 +1,7 @@
 """The designated-technology catalogue: data with effective dates, kept by an admin."""
 from __future__ import annotations
 
+import time
 from datetime import date
 
 from flask_babel import gettext as _
@@ -10,6 +11,33 @@ from sqlalchemy.orm import Session
 from portal.audit.trail import record
 from portal.catalogue.models import Technology
 from portal.core.service import ServiceError
+
+
+# The lists' technology filters are drawn on every list page; their options are kept per
+# process for a minute. A catalogue change shows at once in the process that made it and
+# within FILTER_TTL elsewhere; the filing form's choices are always read afresh.
+FILTER_TTL = 60.0
+_filter_options: dict[tuple[date, str], tuple[float, list[tuple[str, str]]]] = {}
+
+
+def filter_options(session: Session, on: date, locale: str) -> list[tuple[str, str]]:
+    """(code, "code name") of the entries in force on ``on``, for the lists' filters."""
+    now = time.monotonic()
+    hit = _filter_options.get((on, locale))
+    if hit is not None and now - hit[0] < FILTER_TTL:
+        return hit[1]
+    options = [(t.code, f"{t.code} {t.name(locale)}") for t in session.execute(
+        select(Technology).where(Technology.effective_from <= on,
+                                 (Technology.effective_until.is_(None)) | (Technology.effective_until >= on))
+        .order_by(Technology.code)).scalars()]
+    if len(_filter_options) > 16:
+        _filter_options.clear()
+    _filter_options[(on, locale)] = (now, options)
+    return options
+
+
+def _catalogue_changed() -> None:
+    _filter_options.clear()
 
 
 def all_entries(session: Session) -> list[Technology]:
@@ -32,6 +60,7 @@ def add(session: Session, *, code: str, name_ja: str, name_en: str, effective_fr
     t = Technology(code=code, name_ja=name_ja.strip(), name_en=name_en.strip(), effective_from=effective_from)
     session.add(t)
     session.flush()
+    _catalogue_changed()
     record(session, "catalogue.add", actor=actor, source_ip=ip, target_type="technology", target_id=t.code,
            details={"effective_from": effective_from.isoformat()})
     return t
@@ -47,6 +76,7 @@ def update(session: Session, t: Technology, *, name_ja: str, name_en: str, effec
     if effective_until != t.effective_until:
         changes["effective_until"] = effective_until.isoformat() if effective_until else None
     t.name_ja, t.name_en, t.effective_until = name_ja.strip(), name_en.strip(), effective_until
+    _catalogue_changed()
     record(session, "catalogue.update", actor=actor, source_ip=ip, target_type="technology", target_id=t.code,
            details=changes)
 
@@ -63,5 +93,6 @@ def delete(session: Session, t: Technology, *, actor, ip) -> None:
     if used:
         raise ServiceError(_("This entry is used by reports or clearances and cannot be deleted. End-date it instead."),
                            reason="in_use")
+    _catalogue_changed()
     record(session, "catalogue.delete", actor=actor, source_ip=ip, target_type="technology", target_id=t.code)
     session.delete(t)

@@ -150,6 +150,20 @@ def mark_read(session: Session, user_id: int, report: Report, channel: str, mess
         _mark(session, user_id, report.id, channel, messages[-1].id)
 
 
+def unread_column(user_id, channels, report_id):
+    """The number of messages in ``channels`` of the case ``report_id`` (a column: a correlated
+    subquery) that ``user_id`` has not read: what ``unread_by_report`` counts, as one more
+    column of a list's own statement."""
+    mark = ReadMark.__table__.alias("m")
+    return (select(func.count())
+            .select_from(Message)
+            .outerjoin(mark, and_(mark.c.user_id == user_id, mark.c.report_id == Message.report_id,
+                                  mark.c.channel == Message.channel))
+            .where(Message.report_id == report_id, Message.channel.in_(channels), Message.author_id != user_id,
+                   Message.id > func.coalesce(mark.c.last_read_id, 0))
+            .correlate_except(Message, mark).scalar_subquery())  # user_id, channels: values or bind parameters
+
+
 def unread_by_report(session: Session, user_id: int, report_ids: list[int], channels: tuple[str, ...]) -> dict[int, int]:
     """Unread messages per case for one person, in one query."""
     if not report_ids:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
 
 from portal.access.policy import Labels
+from portal.auth.models import User
 from portal.catalogue.models import Technology
 from portal.orgs.models import Organisation
 from portal.reports.models import Report
@@ -33,9 +33,11 @@ class ListedReport:
     updated_at: datetime
     closed_at: datetime | None
     assignee_id: int | None
+    assignee_name: str | None
     paused_days: int
     awaiting_since: date | None
     response_due: date | None
+    unread: int = 0  # messages the reader has not read, when the list asked for them
     labels: Labels = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -54,16 +56,29 @@ class ListedReport:
         return f"{self.technology_code} {self.technology_name_en if locale == 'en' else self.technology_name_ja}"
 
 
+_assignee = User.__table__.alias("assignee")
 COLUMNS = (Report.id, Report.organisation_id, Organisation.name, Report.status, Report.reference, Report.title,
            Report.classification, Technology.code, Technology.name_ja, Technology.name_en,
            Report.destination_country, Report.planned_transfer_date, Report.submitted_at, Report.updated_at,
-           Report.closed_at, Report.assignee_id, Report.paused_days, Report.awaiting_since, Report.response_due)
+           Report.closed_at, Report.assignee_id, _assignee.c.name, Report.paused_days, Report.awaiting_since, Report.response_due)
 
 
-def fetch(session: Session, where, order, *, limit: int, offset: int) -> list[ListedReport]:
-    rows = session.execute(
-        select(*COLUMNS)
-        .join(Organisation, Organisation.id == Report.organisation_id)
-        .outerjoin(Technology, Technology.id == Report.technology_id)
-        .where(where).order_by(*order).limit(limit).offset(offset)).all()
-    return [ListedReport(*row) for row in rows]
+def statement(where, order, *, unread: bool = False):
+    """A page of rows matching ``where``; the limit and offset are bound at execution
+    (``limit``, ``offset``), and with ``unread`` each case's unread count for ``unread_user``
+    in ``unread_channels``."""
+    columns = COLUMNS
+    if unread:
+        from portal.dialogue.services import unread_column
+
+        columns = COLUMNS + (unread_column(bindparam("unread_user"), bindparam("unread_channels", expanding=True),
+                                           Report.id),)
+    return (select(*columns)
+            .join(Organisation, Organisation.id == Report.organisation_id)
+            .outerjoin(Technology, Technology.id == Report.technology_id)
+            .outerjoin(_assignee, _assignee.c.id == Report.assignee_id)
+            .where(where).order_by(*order).limit(bindparam("limit")).offset(bindparam("offset")))
+
+
+def run(conn, stmt, params: dict) -> list[ListedReport]:
+    return [ListedReport(*row) for row in conn.execute(stmt, params)]

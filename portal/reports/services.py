@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -352,49 +353,77 @@ def _readable_levels(subject: Subject, *, facility_rule: bool) -> list[str]:
             if l <= level and (not facility_rule or subject.org_facility_valid or l < Level.CONFIDENTIAL)]
 
 
-def visible_to_company(session: Session, subject: Subject, t=Report):
+def visible_to_company(t=Report):
     """The SQL form of the policy for a company user's own reports (rules 2, 4, 5), so that
     the list and its total show only what a click would open. ``t`` is ``Report`` or
-    ``ReportTally`` (the same labels, counted)."""
+    ``ReportTally`` (the same labels, counted). The subject's values are bound at execution
+    (``company_params``), so a built statement serves every request."""
     no_technology = t.technology_id.is_(None) if t is Report else t.technology_id == 0
-    return and_(t.organisation_id == subject.org_id,
-                t.classification.in_(_readable_levels(subject, facility_rule=True)),
-                or_(no_technology, t.technology_id.in_(_compartment_ids(session, subject))))
+    return and_(t.organisation_id == bindparam("vis_org"),
+                t.classification.in_(bindparam("vis_levels", expanding=True)),
+                or_(no_technology, t.technology_id.in_(bindparam("vis_techs", expanding=True))))
 
 
-def visible_to_government(session: Session, subject: Subject, t=Report):
+def company_params(session: Session, subject: Subject) -> dict:
+    return {"vis_org": subject.org_id, "vis_levels": _readable_levels(subject, facility_rule=True),
+            "vis_techs": _compartment_ids(session, subject)}
+
+
+def visible_to_government(t=Report):
     """The SQL form of the policy's content rules for a government case worker: what
     ``decide(subject, REPORT_VIEW, report)`` allows, so lists never show what a click would
-    deny (the views still ask the policy for every row they render). ``t`` as above."""
+    deny (the views still ask the policy for every row they render). ``t`` as above; the
+    values come from ``government_params``."""
     return and_(t.status != S.DRAFT,
-                t.classification.in_(_readable_levels(subject, facility_rule=False)),
-                t.technology_id.in_(_compartment_ids(session, subject)))
+                t.classification.in_(bindparam("vis_levels", expanding=True)),
+                t.technology_id.in_(bindparam("vis_techs", expanding=True)))
 
 
-def tally_by_status(session: Session, where) -> dict[str, int]:
-    """Reports per status among the label combinations ``where`` selects on ``ReportTally``:
-    the same numbers as a count over ``reports``, read from a few rows."""
-    return {status: int(n) for status, n in session.execute(
-        select(ReportTally.status, func.sum(ReportTally.n)).where(where).group_by(ReportTally.status)).all() if n}
+def government_params(session: Session, subject: Subject) -> dict:
+    return {"vis_levels": _readable_levels(subject, facility_rule=False), "vis_techs": _compartment_ids(session, subject)}
+
+
+@lru_cache(maxsize=1)
+def _government_tally():
+    return (select(ReportTally.status, func.sum(ReportTally.n)).where(visible_to_government(ReportTally))
+            .group_by(ReportTally.status))
+
+
+def government_counts(session: Session, subject: Subject) -> dict[str, int]:
+    """The cases a government case worker may see, per status, from the tallies: the same
+    numbers as a count over ``reports``, read from a few rows."""
+    return {status: int(n) for status, n in session.connection().execute(
+        _government_tally(), government_params(session, subject)).all() if n}
+
+
+@lru_cache(maxsize=16)
+def _company_list(by_status: bool, by_technology: bool, unread: bool):
+    """The company list's total and page statements for one combination of filters."""
+    cond, tally = [visible_to_company()], [visible_to_company(ReportTally)]
+    if by_status:
+        cond.append(Report.status == bindparam("f_status"))
+        tally.append(ReportTally.status == bindparam("f_status"))
+    if by_technology:
+        cond.append(Report.technology_id.in_(bindparam("f_techs", expanding=True)))
+        tally.append(ReportTally.technology_id.in_(bindparam("f_techs", expanding=True)))
+    total = select(func.coalesce(func.sum(ReportTally.n), 0)).where(and_(*tally))
+    rows = listing.statement(and_(*cond), (Report.updated_at.desc(), Report.id.desc()), unread=unread)
+    return total, rows
 
 
 def org_reports(session: Session, subject: Subject, *, status: str | None, technology: str | None, page: int,
-                per_page: int = 50) -> Page:
-    cond, tally = [visible_to_company(session, subject)], [visible_to_company(session, subject, ReportTally)]
-    if status in S.STATUS_LABELS:
-        cond.append(Report.status == status)
-        tally.append(ReportTally.status == status)
+                per_page: int = 50, unread_channels: tuple[str, ...] | None = None) -> Page:
+    params = company_params(session, subject)
+    by_status = status in S.STATUS_LABELS
+    if by_status:
+        params["f_status"] = status
     if technology:
-        ids = _technology_ids(session, [technology])
-        cond.append(Report.technology_id.in_(ids))
-        tally.append(ReportTally.technology_id.in_(ids))
-    total = sum(tally_by_status(session, and_(*tally)).values())
-    return _page(session, and_(*cond), page, per_page, Report.updated_at.desc(), total=total)
-
-
-def _page(session, where, page: int, per_page: int, order, *, total: int | None = None) -> Page:
-    if total is None:
-        total = session.execute(select(func.count()).select_from(Report).where(where)).scalar_one()
+        params["f_techs"] = _technology_ids(session, [technology])
+    if unread_channels:
+        params.update(unread_user=subject.user_id, unread_channels=list(unread_channels))
+    total_stmt, rows_stmt = _company_list(by_status, bool(technology), bool(unread_channels))
+    conn = session.connection()
+    total = int(conn.execute(total_stmt, params).scalar_one())
     page = max(1, min(page, max(1, -(-total // per_page))))
-    items = listing.fetch(session, where, (order, Report.id.desc()), limit=per_page, offset=(page - 1) * per_page)
+    items = listing.run(conn, rows_stmt, {**params, "limit": per_page, "offset": (page - 1) * per_page})
     return Page(items, total, page, per_page)

@@ -8,6 +8,7 @@ from flask_babel import get_locale, gettext as _
 from flask_login import current_user
 
 from portal import db
+from portal.catalogue import services as catalogue
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
 from portal.core.guard import audit, authorize_object, current_subject, guarded
@@ -71,19 +72,16 @@ def index():
     page_no = request.args.get("page", 1, type=int) or 1
     if not current_user.role_enum.is_company:
         return redirect(url_for("review.queue", **request.args))
+    from portal.dialogue.models import EXTERNAL
+
     subject = current_subject()
-    page = services.org_reports(s, subject, status=status, technology=tech, page=page_no)
+    page = services.org_reports(s, subject, status=status, technology=tech, page=page_no, unread_channels=(EXTERNAL,))
     today = today_jst()
     # Every row shown is one the policy allows (the SQL filter mirrors it; this proves it).
     items = [r for r in page.items if services.decide(subject, Action.REPORT_VIEW, r, today=today).allowed]
-
-    from portal.dialogue.models import EXTERNAL
-    from portal.dialogue.services import unread_by_report
-
-    unread = unread_by_report(s, current_user.id, [r.id for r in items], (EXTERNAL,))
-    return render_template("reports/index.html", page=page, rows=_list_rows(items, unread, today), status=status,
+    return render_template("reports/index.html", page=page, rows=_list_rows(items, today), status=status,
                            technology=tech, statuses={code: str(label) for code, label in S.STATUS_LABELS.items()},
-                           technologies=services.technologies_in_force(s, today), empty=EmptyForm())
+                           technologies=catalogue.filter_options(s, today, _locale()), empty=EmptyForm())
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +98,7 @@ class ListRow:
     unread: int
 
 
-def _list_rows(items, unread: dict[int, int], today: date) -> list[ListRow]:
+def _list_rows(items, today: date) -> list[ListRow]:
     """The list's cells as text, each label translated once per page rather than once per row
     (a list is the page people load most; Jinja calls cost as much as the query)."""
     loc = _locale()
@@ -115,7 +113,7 @@ def _list_rows(items, unread: dict[int, int], today: date) -> list[ListRow]:
             technology=r.technology_label(loc), destination=country_name(r.destination_country, loc),
             status=r.status, status_label=statuses.get(r.status, r.status),
             deadline=(file_by if deadline[0] == "file_by" else transfer) % {"date": jdate(deadline[1])} if deadline else "",
-            updated=jdate(r.updated_at), unread=unread.get(r.id, 0)))
+            updated=jdate(r.updated_at), unread=r.unread))
     return rows
 
 

@@ -6,18 +6,16 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
 from portal.access.policy import Action, Subject, decide
 from portal.auth.models import User
-from portal.calendar import business_days_between
 from portal.catalogue.models import Technology
 from portal.core.service import ServiceError
 from portal.core.timeutil import JST
 from portal.dialogue.models import EXTERNAL, INTERNAL, Message
-from portal.dialogue.services import unread_by_report
 from portal.reports import listing
 from portal.reports import services as reports
 from portal.reports import states as S
@@ -80,8 +78,8 @@ def _start_of(d: date):
 
 
 def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: date, target_days: int) -> Queue:
-    base = reports.visible_to_government(session, subject)
-    cond = [base]
+    params = reports.government_params(session, subject)
+    cond = [reports.visible_to_government()]
     status = f.status if f.status in S.STATUS_LABELS and f.status != S.DRAFT else None
     if status:
         cond.append(Report.status == status)
@@ -100,19 +98,19 @@ def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: 
     if f.unread:
         cond.append(Report.id.in_(_unread_reports_subquery(user.id)))
     where = and_(*cond)
-    counts = reports.tally_by_status(session, reports.visible_to_government(session, subject, ReportTally))
+    counts = reports.government_counts(session, subject)
     if len(cond) == 1 + bool(status):
         # No filter but the status: the total is one of the counts.
         total = counts.get(status, 0) if status else sum(counts.values())
     else:
-        total = session.execute(select(func.count()).select_from(Report).where(where)).scalar_one()
+        total = session.execute(select(func.count()).select_from(Report).where(where), params).scalar_one()
     pages = max(1, -(-total // PER_PAGE))
     page = max(1, min(f.page, pages))
     order = SORTS.get(f.sort, SORTS["submitted"]) + (Report.id.desc(),)
-    items = listing.fetch(session, where, order, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
-    unread = unread_by_report(session, user.id, [r.id for r in items], (EXTERNAL, INTERNAL))
-    names = _names(session, {r.assignee_id for r in items if r.assignee_id})
-    rows = [Row(r, clocks(r, today, target_days), unread.get(r.id, 0), names.get(r.assignee_id)) for r in items
+    items = listing.run(session.connection(), listing.statement(where, order, unread=True), {
+        **params, "limit": PER_PAGE, "offset": (page - 1) * PER_PAGE, "unread_user": user.id,
+        "unread_channels": [EXTERNAL, INTERNAL]})
+    rows = [Row(r, clocks(r, today, target_days), r.unread, r.assignee_name) for r in items
             if decide(subject, Action.REPORT_VIEW, r, today=today).allowed]
     return Queue(rows, total, page, pages, counts)
 
@@ -125,12 +123,6 @@ def _unread_reports_subquery(user_id: int):
             .outerjoin(mark, and_(mark.c.user_id == user_id, mark.c.report_id == Message.report_id,
                                   mark.c.channel == Message.channel))
             .where(Message.author_id != user_id, Message.id > func.coalesce(mark.c.last_read_id, 0)))
-
-
-def _names(session: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
 
 
 def case_workers(session: Session, report: Report, today: date) -> list[User]:
@@ -179,14 +171,16 @@ class Dashboard:
 
 
 def dashboard(session: Session, subject: Subject, *, today: date, target_days: int) -> Dashboard:
-    visible = reports.visible_to_government(session, subject)
-    tallied = reports.visible_to_government(session, subject, ReportTally)
-    by_status = sorted(reports.tally_by_status(session, tallied).items(), key=lambda kv: (-kv[1], kv[0]))
+    params = reports.government_params(session, subject)
+    visible = reports.visible_to_government()
+    by_status = sorted(reports.government_counts(session, subject).items(), key=lambda kv: (-kv[1], kv[0]))
     by_tech = [(code, int(n)) for code, n in session.execute(
         select(Technology.code, func.sum(ReportTally.n)).join(ReportTally, ReportTally.technology_id == Technology.id)
-        .where(tallied).group_by(Technology.code).order_by(Technology.code)).all() if n]
+        .where(reports.visible_to_government(ReportTally)).group_by(Technology.code).order_by(Technology.code),
+        params).all() if n]
     by_country = session.execute(select(Report.destination_country, func.count()).where(visible)
-                                 .group_by(Report.destination_country).order_by(func.count().desc()).limit(12)).all()
+                                 .group_by(Report.destination_country).order_by(func.count().desc()).limit(12),
+                                 params).all()
     closed = session.execute(select(Report).where(Report.status.in_([S.CLOSED, S.INFORM_ISSUED]),
                                                    Report.submitted_at.is_not(None), Report.closed_at.is_not(None))
                              .order_by(Report.closed_at.desc()).limit(2000)).scalars().all()

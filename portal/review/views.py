@@ -7,6 +7,7 @@ from flask_babel import get_locale, gettext as _
 from flask_login import current_user
 
 from portal import db
+from portal.catalogue import services as catalogue
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
 from portal.core.guard import audit, current_subject, guarded
@@ -42,7 +43,7 @@ def queue():
                        target_days=settings().review_target_days)
     loc = str(get_locale())
     return render_template("review/queue.html", q=q, f=f, statuses=S.STATUS_LABELS,
-                           technologies=reports.technologies_in_force(db.session(), today), countries=countries(loc),
+                           technologies=catalogue.filter_options(db.session(), today, loc), countries=countries(loc),
                            country_name=lambda c: country_name(c, loc), sorts=services.SORTS,
                            args={k: v for k, v in a.items() if k != "page"})
 
