@@ -18,10 +18,10 @@ def _long_date(d: date, locale: str) -> str:
     return babel_format_date(d, "long", locale=locale)
 
 
-def jdate(value: date | datetime | None) -> str:
+def jdate(value: date | datetime | None, locale: str | None = None) -> str:
     if value is None:
         return ""
-    locale = str(get_locale())
+    locale = locale or str(get_locale())
     if isinstance(value, datetime):
         if locale != "ja":
             return format_datetime(value, "long")
@@ -44,9 +44,9 @@ def _parse_date(v):
 
 
 def _status_label(status: str) -> str:
-    from portal.reports.states import STATUS_LABELS
+    from portal.reports.states import status_labels
 
-    return str(STATUS_LABELS.get(status, status))
+    return status_labels().get(status, status)
 
 
 def _unread_notifications() -> int:

@@ -25,6 +25,16 @@ STATUS_LABELS = {
 OPEN_STATUSES = (SUBMITTED, UNDER_REVIEW, AWAITING, RETURNED)
 
 
+def status_labels() -> dict[str, str]:
+    """The labels in the request's language, translated once per request (lists draw many)."""
+    from flask import g
+
+    labels = g.get("status_labels")
+    if labels is None:
+        labels = g.status_labels = {code: str(label) for code, label in STATUS_LABELS.items()}
+    return labels
+
+
 @dataclass(frozen=True)
 class Transition:
     name: str

@@ -80,8 +80,8 @@ def index():
     # Every row shown is one the policy allows (the SQL filter mirrors it; this proves it).
     items = [r for r in page.items if services.decide(subject, Action.REPORT_VIEW, r, today=today).allowed]
     return render_template("reports/index.html", page=page, rows=_list_rows(items, today), status=status,
-                           technology=tech, statuses={code: str(label) for code, label in S.STATUS_LABELS.items()},
-                           technologies=catalogue.filter_options(s, today, _locale()), empty=EmptyForm())
+                           technology=tech, statuses=S.status_labels(),
+                           technologies=catalogue.filter_options(s, today, _locale()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ def _list_rows(items, today: date) -> list[ListRow]:
     (a list is the page people load most; Jinja calls cost as much as the query)."""
     loc = _locale()
     href = url_template("reports.show", "report_id")
-    statuses = {code: str(label) for code, label in S.STATUS_LABELS.items()}
+    statuses = S.status_labels()
     draft, file_by, transfer = _("Draft #%(id)s"), _("File by %(date)s"), _("Transfer %(date)s")
     rows = []
     for r in items:
@@ -112,8 +112,8 @@ def _list_rows(items, today: date) -> list[ListRow]:
             href=href(r.id), reference=r.reference or draft % {"id": r.id}, title=r.title,
             technology=r.technology_label(loc), destination=country_name(r.destination_country, loc),
             status=r.status, status_label=statuses.get(r.status, r.status),
-            deadline=(file_by if deadline[0] == "file_by" else transfer) % {"date": jdate(deadline[1])} if deadline else "",
-            updated=jdate(r.updated_at), unread=r.unread))
+            deadline=(file_by if deadline[0] == "file_by" else transfer) % {"date": jdate(deadline[1], loc)} if deadline else "",
+            updated=jdate(r.updated_at, loc), unread=r.unread))
     return rows
 
 
