@@ -473,6 +473,19 @@ def db_downgrade(revision) -> None:
     downgrade(current_app.config["SETTINGS"].database_url, revision)
 
 
+@db_group.command("recount")
+def db_recount() -> None:
+    """Rebuild the report tallies from the reports (after a bulk load with triggers disabled)."""
+    from portal import db
+    from portal.reports.tallies import rebuild
+
+    with db.engine().begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("LOCK TABLE reports IN SHARE MODE")  # no writer while recounting
+        n = rebuild(conn)
+    click.echo(f"report tallies rebuilt: {n} reports")
+
+
 @db_group.command("revision")
 @click.option("-m", "--message", required=True)
 def db_revision(message) -> None:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
@@ -61,14 +62,21 @@ class Queue:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _overdue_condition(today: date, target_days: int):
-    """A SQL approximation used only to narrow the list; each row's flag comes from clocks()."""
-    approx = today - timedelta(days=int(target_days * 7 / 5))
+def _overdue_condition():
+    """A SQL approximation used only to narrow the list (bound: ``od_started_before``, the start
+    of the day a case submitted then has used its target; ``od_today``); each row's flag comes
+    from clocks()."""
     return or_(
-        and_(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW]), Report.submitted_at < _start_of(approx)),
-        and_(Report.status == S.AWAITING, Report.response_due < today),
-        and_(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW, S.AWAITING]), Report.planned_transfer_date < today),
+        and_(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW]), Report.submitted_at < bindparam("od_started_before")),
+        and_(Report.status == S.AWAITING, Report.response_due < bindparam("od_today")),
+        and_(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW, S.AWAITING]),
+             Report.planned_transfer_date < bindparam("od_today")),
     )
+
+
+def _overdue_params(today: date, target_days: int) -> dict:
+    approx = today - timedelta(days=int(target_days * 7 / 5))
+    return {"od_started_before": _start_of(approx), "od_today": today}
 
 
 def _start_of(d: date):
@@ -77,39 +85,62 @@ def _start_of(d: date):
     return datetime.combine(d, time(), JST)
 
 
-def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: date, target_days: int) -> Queue:
-    params = reports.government_params(session, subject)
+@lru_cache(maxsize=256)
+def _queue_statements(status: bool, technology: bool, country: bool, assignee: str | None, overdue: bool,
+                      unread: bool, sort: str):
+    """The queue's count and page statements for one combination of filters and sort order,
+    built once; every value is bound at execution."""
     cond = [reports.visible_to_government()]
+    if status:
+        cond.append(Report.status == bindparam("f_status"))
+    if technology:
+        cond.append(Report.technology_id.in_(bindparam("f_techs", expanding=True)))
+    if country:
+        cond.append(Report.destination_country == bindparam("f_country"))
+    if assignee == "none":
+        cond.append(Report.assignee_id.is_(None))
+    elif assignee == "user":
+        cond.append(Report.assignee_id == bindparam("f_assignee"))
+    if overdue:
+        cond.append(_overdue_condition())
+    if unread:
+        cond.append(Report.id.in_(_unread_reports_subquery(bindparam("unread_user"))))
+    where = and_(*cond)
+    order = SORTS[sort] + (Report.id.desc(),)
+    return (select(func.count()).select_from(Report).where(where),
+            listing.statement(where, order, unread=True))
+
+
+def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: date, target_days: int) -> Queue:
+    params = {**reports.government_params(session, subject), "unread_user": user.id,
+              "unread_channels": [EXTERNAL, INTERNAL]}
     status = f.status if f.status in S.STATUS_LABELS and f.status != S.DRAFT else None
     if status:
-        cond.append(Report.status == status)
+        params["f_status"] = status
     if f.technology:
-        cond.append(Report.technology_id.in_(reports._technology_ids(session, [f.technology])))
+        params["f_techs"] = reports._technology_ids(session, [f.technology])
     if f.country:
-        cond.append(Report.destination_country == f.country)
-    if f.assignee == "me":
-        cond.append(Report.assignee_id == user.id)
+        params["f_country"] = f.country
+    assignee = None
+    if f.assignee == "me" or (f.assignee and f.assignee.isdigit()):
+        assignee, params["f_assignee"] = "user", user.id if f.assignee == "me" else int(f.assignee)
     elif f.assignee == "none":
-        cond.append(Report.assignee_id.is_(None))
-    elif f.assignee and f.assignee.isdigit():
-        cond.append(Report.assignee_id == int(f.assignee))
+        assignee = "none"
     if f.overdue:
-        cond.append(_overdue_condition(today, target_days))
-    if f.unread:
-        cond.append(Report.id.in_(_unread_reports_subquery(user.id)))
-    where = and_(*cond)
+        params.update(_overdue_params(today, target_days))
+    sort = f.sort if f.sort in SORTS else "submitted"
+    count_stmt, page_stmt = _queue_statements(bool(status), bool(f.technology), bool(f.country), assignee,
+                                              f.overdue, f.unread, sort)
+    conn = session.connection()
     counts = reports.government_counts(session, subject)
-    if len(cond) == 1 + bool(status):
+    if not (f.technology or f.country or assignee or f.overdue or f.unread):
         # No filter but the status: the total is one of the counts.
         total = counts.get(status, 0) if status else sum(counts.values())
     else:
-        total = session.execute(select(func.count()).select_from(Report).where(where), params).scalar_one()
+        total = conn.execute(count_stmt, params).scalar_one()
     pages = max(1, -(-total // PER_PAGE))
     page = max(1, min(f.page, pages))
-    order = SORTS.get(f.sort, SORTS["submitted"]) + (Report.id.desc(),)
-    items = listing.run(session.connection(), listing.statement(where, order, unread=True), {
-        **params, "limit": PER_PAGE, "offset": (page - 1) * PER_PAGE, "unread_user": user.id,
-        "unread_channels": [EXTERNAL, INTERNAL]})
+    items = listing.run(conn, page_stmt, {**params, "limit": PER_PAGE, "offset": (page - 1) * PER_PAGE})
     rows = [Row(r, clocks(r, today, target_days), r.unread, r.assignee_name) for r in items
             if decide(subject, Action.REPORT_VIEW, r, today=today).allowed]
     return Queue(rows, total, page, pages, counts)
@@ -186,7 +217,7 @@ def dashboard(session: Session, subject: Subject, *, today: date, target_days: i
                              .order_by(Report.closed_at.desc()).limit(2000)).scalars().all()
     durations = [clocks(r, today, target_days).review_days for r in closed]
     durations = [d for d in durations if d is not None]
-    overdue = session.execute(select(func.count()).select_from(Report)
-                              .where(_overdue_condition(today, target_days))).scalar_one()
+    overdue = session.execute(select(func.count()).select_from(Report).where(_overdue_condition()),
+                              _overdue_params(today, target_days)).scalar_one()
     return Dashboard(list(by_status), list(by_tech), [(c or "–", n) for c, n in by_country],
                      statistics.median(durations) if durations else None, len(durations), overdue)

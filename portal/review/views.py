@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext as _
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from portal import db
 from portal.catalogue import services as catalogue
@@ -13,7 +16,8 @@ from portal.auth.forms import EmptyForm
 from portal.core.guard import audit, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
-from portal.core.web import client_ip, settings
+from portal.core.templating import jdate
+from portal.core.web import client_ip, settings, url_template
 from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report
@@ -42,10 +46,58 @@ def queue():
     q = services.queue(db.session(), current_subject(), current_user, f, today=today,
                        target_days=settings().review_target_days)
     loc = str(get_locale())
-    return render_template("review/queue.html", q=q, f=f, statuses=S.STATUS_LABELS,
-                           technologies=catalogue.filter_options(db.session(), today, loc), countries=countries(loc),
-                           country_name=lambda c: country_name(c, loc), sorts=services.SORTS,
+    return render_template("review/queue.html", q=q, f=f, statuses=S.status_labels(), rows=_queue_rows(q, loc),
+                           technologies=catalogue.filter_options(db.session(), today, loc),
+                           country_options=_country_options(loc, f.country), sorts=services.SORTS,
                            args={k: v for k, v in a.items() if k != "page"})
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    href: str
+    reference: str
+    overdue: bool
+    response_overdue: bool
+    organisation: str
+    technology: str
+    destination: str
+    status: str
+    status_label: str
+    due: str
+    assignee: str
+    review_days: str
+    days_to_transfer: str
+    unread: int
+
+
+def _queue_rows(q, loc: str) -> list[QueueRow]:
+    """The queue's cells as text, each label translated once per page (see reports.views)."""
+    href = url_template("reports.show", "report_id")
+    statuses = S.status_labels()
+    due = _("due %(date)s")
+    rows = []
+    for row in q.rows:
+        r, c = row.report, row.clocks
+        rows.append(QueueRow(
+            href=href(r.id), reference=r.reference or "", overdue=c.overdue, response_overdue=c.response_overdue,
+            organisation=r.organisation_name, technology=r.technology_code or "",
+            destination=country_name(r.destination_country, loc), status=r.status,
+            status_label=statuses.get(r.status, r.status),
+            due=due % {"date": jdate(r.response_due, loc)} if r.response_due else "", assignee=row.assignee or "–",
+            review_days="" if c.review_days is None else str(c.review_days),
+            days_to_transfer="" if c.days_to_transfer is None else str(c.days_to_transfer), unread=row.unread))
+    return rows
+
+
+@lru_cache(maxsize=4)
+def _country_option_tags(loc: str) -> tuple[tuple[str, Markup], ...]:
+    return tuple((code, Markup('<option value="{0}">{1}</option>').format(code, name)) for code, name in countries(loc))
+
+
+def _country_options(loc: str, selected: str | None) -> Markup:
+    """The destination filter's ~250 options, escaped once per process and language."""
+    return Markup("").join(Markup(f'<option value="{escape(code)}" selected>{escape(country_name(code, loc))}</option>')
+                           if code == selected else tag for code, tag in _country_option_tags(loc))
 
 
 def _transition(report: Report, name: str, comment: str | None, due: date | None = None):
