@@ -220,6 +220,7 @@ class Factory:
                                 reason="test", compartments=techs))
             s.commit()
             s.refresh(u)
+            u.totp_secret  # a deferred column: load it before the user is detached
             s.expunge(u)
             return u
 

@@ -25,7 +25,9 @@ class User(Base):
     disabled_at: Mapped[datetime | None]
     locale: Mapped[str] = mapped_column(String(8), default="ja")
     # Sealed: a database dump alone does not yield anyone's second factor.
-    totp_secret: Mapped[str | None] = mapped_column(Sealed("users.totp_secret"))
+    # Deferred: read (and decrypted) only by the sign-in and 2FA flows, not on every request or
+    # with every message author.
+    totp_secret: Mapped[str | None] = mapped_column(Sealed("users.totp_secret"), deferred=True)
     totp_enabled_at: Mapped[datetime | None]
     # The last accepted TOTP time step: a code from that step or earlier is a replay.
     totp_last_counter: Mapped[int | None]

@@ -7,7 +7,7 @@ from datetime import date
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, lazyload
 
 from portal.access.levels import Level
 from portal.access.policy import Action, Labels, Subject, decide
@@ -106,10 +106,12 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
 def thread(session: Session, report: Report, channel: str) -> list[Message]:
     from portal.attachments.models import Attachment
 
+    # The case is already loaded: no join to it (with its sealed working copy) per message row.
     msgs = list(session.execute(select(Message).where(Message.report_id == report.id, Message.channel == channel)
-                                .order_by(Message.id)).scalars())
+                                .options(lazyload(Message.report)).order_by(Message.id)).scalars())
     if msgs:
         atts = session.execute(select(Attachment).where(Attachment.message_id.in_([m.id for m in msgs]))
+                               .options(lazyload(Attachment.report), lazyload(Attachment.message))
                                .order_by(Attachment.id)).scalars()
         by_msg: dict[int, list] = {}
         for a in atts:
