@@ -93,3 +93,47 @@ def test_the_list_total_and_the_queue_counts_come_from_the_tallies(app, factory)
     assert '<p class="small">3件</p>' in html
     with app.extensions["db_engine"].connect() as conn:
         assert _tallied(conn) == _counted(conn)
+
+
+def test_opposite_moves_in_parallel_do_not_deadlock(app, factory):
+    """Cases moving under review -> awaiting response and back at the same time, from several
+    connections (PostgreSQL): every transaction commits and the tallies stay exact."""
+    import threading
+
+    import pytest
+
+    from tests.conftest import IS_PG
+
+    if not IS_PG:
+        pytest.skip("SQLite runs one writer at a time")
+    org = factory.org(facility=True)
+    filer = factory.user("filer", org=org)
+    engine = app.extensions["db_engine"]
+    with engine.begin() as conn:
+        tech = conn.execute(sa.text("SELECT id FROM technologies WHERE code = 'T01'")).scalar_one()
+        ids = [conn.execute(sa.text(
+            "INSERT INTO reports (organisation_id, created_by_id, status, technology_id, classification, title, draft, "
+            "created_at, updated_at, version_count, paused_days) VALUES (:o, :u, :s, :t, 'restricted', '', :d, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, 0) RETURNING id"),
+            {"o": org.id, "u": filer.id, "t": tech, "d": b"\x00", "s": "under_review" if i % 2 else "awaiting_response"}
+        ).scalar_one() for i in range(8)]
+    errors: list[BaseException] = []
+
+    def mover(report_id: int) -> None:
+        try:
+            for _ in range(150):
+                with engine.begin() as conn:
+                    conn.execute(sa.text(
+                        "UPDATE reports SET status = CASE status WHEN 'under_review' THEN 'awaiting_response' "
+                        "ELSE 'under_review' END WHERE id = :id"), {"id": report_id})
+        except BaseException as e:  # a deadlock surfaces here as an OperationalError
+            errors.append(e)
+
+    threads = [threading.Thread(target=mover, args=(rid,)) for rid in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    with engine.connect() as conn:
+        assert _tallied(conn) == _counted(conn)

@@ -50,11 +50,24 @@ def upgrade() -> None:
                f" COALESCE(technology_id, 0), classification, count(*) FROM reports"
                f" GROUP BY organisation_id, status, COALESCE(technology_id, 0), classification")
     if op.get_bind().dialect.name == "postgresql":
+        # A label change moves one report between two tally rows. Both moves happen in one
+        # upsert with the rows in key order, so two transactions moving reports in opposite
+        # directions (under review -> awaiting response and back) lock the same row first
+        # instead of deadlocking.
         op.execute(f"""
 CREATE FUNCTION report_tally() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP <> 'INSERT' THEN {_minus('OLD')} END IF;
-  IF TG_OP <> 'DELETE' THEN {PLUS} END IF;
+  IF TG_OP = 'INSERT' THEN {PLUS}
+  ELSIF TG_OP = 'DELETE' THEN {_minus('OLD')}
+  ELSE
+    INSERT INTO report_tallies AS t ({KEY}, n)
+    SELECT o, s, tech, c, sum(d) FROM (VALUES
+        (OLD.organisation_id, OLD.status, COALESCE(OLD.technology_id, 0), OLD.classification, -1),
+        (NEW.organisation_id, NEW.status, COALESCE(NEW.technology_id, 0), NEW.classification, 1)
+      ) AS v (o, s, tech, c, d)
+    GROUP BY o, s, tech, c ORDER BY o, s, tech, c
+    ON CONFLICT ({KEY}) DO UPDATE SET n = t.n + EXCLUDED.n;
+  END IF;
   RETURN NULL;
 END $$""")
         op.execute("""
