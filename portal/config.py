@@ -6,7 +6,7 @@ production the portal refuses to start without one (CONVENTIONS §1).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 

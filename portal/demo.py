@@ -18,7 +18,6 @@ from portal.auth import totp
 from portal.auth.models import User
 from portal.core.timeutil import today_jst
 from portal.db import utcnow
-from portal.orgs.models import Organisation
 from portal.orgs.services import create_organisation
 
 DEMO_DOMAIN = "demo.example"
@@ -133,7 +132,6 @@ def _attach_demo_file(session: Session, report, filer, subject, today: date) -> 
 
 
 def _seed_reports(session: Session, today: date) -> None:
-    import json
 
     from portal.access.subject import subject_for
     from portal.reports import services

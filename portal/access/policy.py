@@ -7,7 +7,7 @@ Every route, CLI command, export and job asks ``decide``; the web layer turns a 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Protocol

@@ -3,7 +3,6 @@ Unwrapped keys live only in memory; the keyring file stays outside the database.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select

@@ -5,9 +5,6 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError, validate_csrf
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
-from wtforms import ValidationError
 
 from crypto import DecryptionError
 from portal import db

@@ -13,7 +13,6 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Iterator
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from crypto import SigningKey
 from crypto.audit_verify import CSV_NULL, FIELDS, MANIFEST_PREFIX, manifest_bytes

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 

@@ -1,13 +1,12 @@
 """Sign-in, two-factor and password services. Views parse and render; the rules live here."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.access.levels import Role
 from portal.audit.trail import record
 from portal.auth import throttle, totp
 from portal.auth.models import RecoveryCode, User

@@ -11,7 +11,7 @@ import json
 import secrets
 from datetime import timedelta
 
-from flask import current_app, g
+from flask import g
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete, select
 from werkzeug.datastructures import CallbackDict

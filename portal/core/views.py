@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import text
 
 from portal import db
-from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
-from portal.core.guard import can, guarded, public
+from portal.core.guard import public
 from portal.core.i18n import LANGUAGES
 from portal.core.web import safe_next, settings
 

@@ -22,7 +22,7 @@ from portal.core.service import ServiceError
 from portal.core.timeutil import JST
 from portal.db import utcnow
 from portal.dialogue import notify
-from portal.informs.models import COMPANY_VISIBLE, DRAFT, ISSUED, PENDING, REJECTED, REVOKED, Inform, InformEvent
+from portal.informs.models import DRAFT, ISSUED, PENDING, REJECTED, REVOKED, Inform, InformEvent
 from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, flash, redirect, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 

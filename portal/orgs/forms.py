@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import PasswordField, SelectField, StringField
+from wtforms import SelectField, StringField
 from wtforms.validators import Length
 
 from portal.access.levels import ROLE_LABELS, Role

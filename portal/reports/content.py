@@ -3,7 +3,7 @@ scheme (DESIGN §1, §4). Pure functions over the content dict; no database, no 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 from flask_babel import lazy_gettext as _l
 

@@ -16,7 +16,7 @@ from portal.access.levels import Level
 from portal.access.policy import Action, Subject, decide
 from portal.audit.trail import record
 from portal.auth.models import User
-from portal.calendar import add_business_days, business_days_between, is_business_day
+from portal.calendar import business_days_between, is_business_day
 from portal.catalogue.models import Technology
 from portal.core.service import ServiceError
 from portal.db import utcnow

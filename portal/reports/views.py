@@ -11,7 +11,7 @@ from portal import db
 from portal.catalogue import services as catalogue
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
-from portal.core.guard import audit, authorize_object, current_subject, guarded
+from portal.core.guard import audit, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.templating import jdate
