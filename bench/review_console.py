@@ -11,6 +11,7 @@ compartments T01-T19) with password and TOTP, and drives, one after the other:
     GET /review/queue?status=under_review&sort=transfer
     GET /reports/<id>                                 a case page with ~20 messages
     GET /account                                      for information: the signed-in floor
+    GET /livez with the session cookie                for information: what a session costs
 
 each for --seconds with --connections concurrent connections (wrk when installed, Python
 threads with keep-alive otherwise). Goal: page RPS / trivial RPS >= 0.25. Before the load it
@@ -442,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         proc = start_gunicorn(url, instance, secret, port, args.workers, log)
         wait_live(port, proc, log)
         cookie = sign_in_http(port, totp)
-        targets = [("trivial", "/livez", None), ("queue", pages["queue"], cookie),
+        # /livez with the cookie, for information: the trivial view plus what a session costs.
+        targets = [("trivial", "/livez", None), ("trivial_with_session", "/livez", cookie), ("queue", pages["queue"], cookie),
                    ("queue_under_review_transfer", pages["queue_under_review_transfer"], cookie),
                    ("case", case, cookie), ("signed_in_floor", "/account", cookie)]
         expect = {"queue": info["visible"], "queue_under_review_transfer": info["visible_under_review"]}
@@ -460,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             if r["non_2xx_3xx"] or r["socket_errors"]:
                 raise RuntimeError(f"GET {path}: {r['non_2xx_3xx']} error responses, {r['socket_errors']} socket errors")
             results[name] = r
-            print(f"  GET {path:<52} {r['rps']:8.1f} req/s   p50 {r['latency_ms_p50']} ms   "
+            label = path + (" (with cookie)" if ck and path == "/livez" else "")
+            print(f"  GET {label:<52} {r['rps']:8.1f} req/s   p50 {r['latency_ms_p50']} ms   "
                   f"p99 {r['latency_ms_p99']} ms   ({r['requests']} requests in {r['seconds']:.1f} s)")
         # Still signed in at the end: every request measured was the real page.
         check_queue(request(port, "GET", pages["queue"], cookie=cookie)[2], pages["queue"], info["visible"])

@@ -238,3 +238,23 @@ def test_dashboard_for_approvers_only(app, case, factory):
     page = ac.get("/review/dashboard")
     assert page.status_code == 200 and "<svg" in page.get_data(as_text=True)
     assert case["rc"].get("/review/dashboard").status_code == 403
+
+
+def test_dashboard_counts_only_cases_the_approver_may_see(app, case, factory):
+    """An overdue T01 case counts on a T01 approver's dashboard, not on a T02 approver's."""
+    import re
+    from datetime import date, timedelta
+
+    from portal import db
+
+    with app.app_context():
+        db.session().execute(sa.text("UPDATE reports SET planned_transfer_date = :d WHERE id = :id"),
+                             {"d": date.today() - timedelta(days=3), "id": case["rid"]})
+        db.session().commit()
+    seen = {}
+    for code in ("T01", "T02"):
+        client = app.test_client()
+        sign_in(client, factory.user("approver", compartments=(code,)))
+        html = client.get("/review/dashboard").get_data(as_text=True)
+        seen[code] = int(re.search(r'data-test="overdue">(\d+)<', html).group(1))
+    assert seen == {"T01": 1, "T02": 0}

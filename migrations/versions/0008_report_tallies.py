@@ -46,6 +46,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('organisation_id', 'status', 'technology_id', 'classification',
                             name=op.f('pk_report_tallies'))
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # No report may change between the count and the triggers' creation (until COMMIT).
+        op.execute("LOCK TABLE reports IN SHARE ROW EXCLUSIVE MODE")
     op.execute(f"INSERT INTO report_tallies ({KEY}, n) SELECT organisation_id, status,"
                f" COALESCE(technology_id, 0), classification, count(*) FROM reports"
                f" GROUP BY organisation_id, status, COALESCE(technology_id, 0), classification")

@@ -56,6 +56,10 @@ def _digest(token: str) -> str:
 
 class DatabaseSessionInterface(SessionInterface):
     def open_session(self, app, request):
+        # Nothing read for an earlier request may serve this one (an app context can outlive
+        # a request in tests and CLI code).
+        for key in ("principal", "subject", "status_labels"):
+            g.pop(key, None)
         token = request.cookies.get(COOKIE_NAME)
         if not token or len(token) > 100:
             return ServerSession()
@@ -63,7 +67,7 @@ class DatabaseSessionInterface(SessionInterface):
         loaded = principal.load(s, _digest(token))
         if loaded is None:
             return ServerSession()
-        row, g.principal = loaded
+        row, who = loaded
         now = utcnow()
         cfg = app.config
         if (now - row.last_seen_at > timedelta(minutes=cfg["SESSION_IDLE_MINUTES"])
@@ -76,6 +80,7 @@ class DatabaseSessionInterface(SessionInterface):
             data = json.loads(row.data)
         except ValueError:
             data = {}
+        g.principal = who
         sess = ServerSession(data, token=token, new=False)
         sess.last_seen_at = row.last_seen_at
         g.session_row_created = row.created_at

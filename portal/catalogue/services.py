@@ -17,19 +17,19 @@ from portal.core.service import ServiceError
 # process for a minute. A catalogue change shows at once in the process that made it and
 # within FILTER_TTL elsewhere; the filing form's choices are always read afresh.
 FILTER_TTL = 60.0
-_filter_options: dict[tuple[date, str], tuple[float, list[tuple[str, str]]]] = {}
+_filter_options: dict[tuple[date, str], tuple[float, tuple[tuple[str, str], ...]]] = {}
 
 
-def filter_options(session: Session, on: date, locale: str) -> list[tuple[str, str]]:
+def filter_options(session: Session, on: date, locale: str) -> tuple[tuple[str, str], ...]:
     """(code, "code name") of the entries in force on ``on``, for the lists' filters."""
     now = time.monotonic()
     hit = _filter_options.get((on, locale))
     if hit is not None and now - hit[0] < FILTER_TTL:
         return hit[1]
-    options = [(t.code, f"{t.code} {t.name(locale)}") for t in session.execute(
+    options = tuple((t.code, f"{t.code} {t.name(locale)}") for t in session.execute(
         select(Technology).where(Technology.effective_from <= on,
                                  (Technology.effective_until.is_(None)) | (Technology.effective_until >= on))
-        .order_by(Technology.code)).scalars()]
+        .order_by(Technology.code)).scalars())
     if len(_filter_options) > 16:
         _filter_options.clear()
     _filter_options[(on, locale)] = (now, options)

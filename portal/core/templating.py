@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from functools import lru_cache
 
-from babel.dates import format_date as babel_format_date
-from flask_babel import format_datetime, get_locale
+from babel.dates import format_date as babel_format_date, format_datetime as babel_format_datetime
+from flask_babel import get_locale
 
 from portal.access.levels import Level, Role
 from portal.access.policy import Action
@@ -24,7 +24,7 @@ def jdate(value: date | datetime | None, locale: str | None = None) -> str:
     locale = locale or str(get_locale())
     if isinstance(value, datetime):
         if locale != "ja":
-            return format_datetime(value, "long")
+            return babel_format_datetime(value, "long", tzinfo=JST, locale=locale)
         local = value.astimezone(JST)
         return f"{_long_date(local.date(), 'ja')} {local.hour}:{local.minute:02d}"  # yyyy年M月d日 H:mm
     return _long_date(value, locale)

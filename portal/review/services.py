@@ -215,12 +215,13 @@ def dashboard(session: Session, subject: Subject, *, today: date, target_days: i
     by_country = session.execute(select(Report.destination_country, func.count()).where(visible)
                                  .group_by(Report.destination_country).order_by(func.count().desc()).limit(12),
                                  params).all()
-    closed = session.execute(select(Report).where(Report.status.in_([S.CLOSED, S.INFORM_ISSUED]),
+    # Only cases the viewer may see count, in the charts and in the figures alike.
+    closed = session.execute(select(Report).where(visible, Report.status.in_([S.CLOSED, S.INFORM_ISSUED]),
                                                    Report.submitted_at.is_not(None), Report.closed_at.is_not(None))
-                             .order_by(Report.closed_at.desc()).limit(2000)).scalars().all()
+                             .order_by(Report.closed_at.desc()).limit(2000), params).scalars().all()
     durations = [clocks(r, today, target_days).review_days for r in closed]
     durations = [d for d in durations if d is not None]
-    overdue = session.execute(select(func.count()).select_from(Report).where(_overdue_condition()),
-                              _overdue_params(today, target_days)).scalar_one()
+    overdue = session.execute(select(func.count()).select_from(Report).where(visible, _overdue_condition()),
+                              {**params, **_overdue_params(today, target_days)}).scalar_one()
     return Dashboard(list(by_status), list(by_tech), [(c or "–", n) for c, n in by_country],
                      statistics.median(durations) if durations else None, len(durations), overdue)
