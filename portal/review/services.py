@@ -216,9 +216,11 @@ def dashboard(session: Session, subject: Subject, *, today: date, target_days: i
                                  .group_by(Report.destination_country).order_by(func.count().desc()).limit(12),
                                  params).all()
     # Only cases the viewer may see count, in the charts and in the figures alike.
-    closed = session.execute(select(Report).where(visible, Report.status.in_([S.CLOSED, S.INFORM_ISSUED]),
-                                                   Report.submitted_at.is_not(None), Report.closed_at.is_not(None))
-                             .order_by(Report.closed_at.desc()).limit(2000), params).scalars().all()
+    # The clock columns only (no ORM objects, no sealed working copies) for the median.
+    closed = listing.run(session.connection(), listing.statement(
+        and_(visible, Report.status.in_([S.CLOSED, S.INFORM_ISSUED]), Report.submitted_at.is_not(None),
+             Report.closed_at.is_not(None)), (Report.closed_at.desc(), Report.id.desc())),
+        {**params, "limit": 2000, "offset": 0})
     durations = [clocks(r, today, target_days).review_days for r in closed]
     durations = [d for d in durations if d is not None]
     overdue = session.execute(select(func.count()).select_from(Report).where(visible, _overdue_condition()),
