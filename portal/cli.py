@@ -179,8 +179,9 @@ def users_disable(email) -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 def serve(host, port, workers) -> None:
     """Serve with gunicorn."""
+    # The application factory, not the project's wsgi.py: `portal serve` works from any directory.
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-                               "--access-logfile", "-", "wsgi:app"])
+                               "--access-logfile", "-", "portal:create_app()"])
 
 
 @main.group()

@@ -318,3 +318,35 @@ def test_audit_verify_names_a_deleted_event(demo):
     con.close()
     r = demo.run("audit", "verify")
     assert r.returncode != 0 and "sequence 3" in r.stderr
+
+
+def test_serve_answers_from_any_directory(inst, tmp_path):
+    """`portal serve` starts gunicorn on the app factory: no wsgi.py needed in the working directory."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.Popen([str(PORTAL), "serve", "--port", str(port), "--workers", "1"], cwd=elsewhere,
+                            env=inst.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2) as resp:
+                    status = resp.status
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200, proc.stderr.read() if proc.poll() is not None else "no answer within 30 s"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -206,7 +207,11 @@ def test_queue_filters(app, case):
     ref = _report(app, rid).reference
     assert ref in rc.get("/review/queue?status=submitted").get_data(as_text=True)
     assert ref not in rc.get("/review/queue?status=closed").get_data(as_text=True)
-    assert ref in rc.get("/review/queue?country=VN&technology=T01").get_data(as_text=True)
+    filtered = rc.get("/review/queue?country=VN&technology=T01").get_data(as_text=True)
+    assert ref in filtered
+    # The chosen filters stay chosen, each option once.
+    assert filtered.count('<option value="VN" selected>') == 1 and filtered.count('value="VN"') == 1
+    assert re.search(r'<option value="T01"\s+selected>', filtered)
     assert ref not in rc.get("/review/queue?country=CN").get_data(as_text=True)
     assert ref in rc.get("/review/queue?assignee=none").get_data(as_text=True)
     assert ref not in rc.get("/review/queue?assignee=me").get_data(as_text=True)
@@ -242,9 +247,6 @@ def test_dashboard_for_approvers_only(app, case, factory):
 
 def test_dashboard_counts_only_cases_the_approver_may_see(app, case, factory):
     """An overdue T01 case counts on a T01 approver's dashboard, not on a T02 approver's."""
-    import re
-    from datetime import date, timedelta
-
     from portal import db
 
     with app.app_context():
