@@ -1,7 +1,7 @@
 """Request safety: CSRF on every form and strict headers on every response (CONVENTIONS §9)."""
 from __future__ import annotations
 
-from flask import request
+from flask import abort, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -16,6 +16,17 @@ CSP = (
 
 def init_app(app) -> None:
     csrf.init_app(app)
+
+    @app.before_request
+    def _no_nul():
+        # PostgreSQL refuses NUL in text, so a NUL typed into an address bar or a form would end
+        # in a 500 halfway through a view: refuse it up front. Multipart bodies (uploads) are
+        # streamed by their views and not read here.
+        values = list(request.args.values())
+        if request.mimetype == "application/x-www-form-urlencoded":
+            values += request.form.values()
+        if any("\x00" in v for v in values):
+            abort(400)
 
     @app.after_request
     def _headers(response):

@@ -123,7 +123,9 @@ def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: 
         params["f_country"] = f.country
     assignee = None
     if f.assignee == "me" or (f.assignee and f.assignee.isdigit()):
-        assignee, params["f_assignee"] = "user", user.id if f.assignee == "me" else int(f.assignee)
+        # An id beyond the column's range names nobody (and must not reach the database as one).
+        wanted = user.id if f.assignee == "me" else int(f.assignee)
+        assignee, params["f_assignee"] = "user", wanted if wanted < 2**31 else 0
     elif f.assignee == "none":
         assignee = "none"
     if f.overdue:
