@@ -95,3 +95,21 @@ def test_an_ended_entry_cannot_be_chosen_for_a_new_report(app, client, factory):
 def test_only_admins_manage_the_catalogue(client, factory):
     sign_in(client, factory.user("reviewer"))
     assert client.get("/admin/technologies/").status_code == 403
+
+
+def test_the_list_filters_follow_a_catalogue_change_at_once(app, client, factory):
+    """The lists' technology filter is cached per process; a change made in this process
+    clears it (other processes follow within catalogue.services.FILTER_TTL)."""
+    filer = app.test_client()
+    sign_in(filer, factory.user("filer"))
+    assert 'value="T90"' not in filer.get("/reports").get_data(as_text=True)  # the options are cached now
+    sign_in(client, factory.user("admin"))
+    page = client.get("/admin/technologies/").get_data(as_text=True)
+    since = (date.today() - timedelta(days=1)).isoformat()
+    assert client.post("/admin/technologies/", data={"code": "T90", "name_ja": "試験技術", "name_en": "Test tech",
+                                                     "effective_from": since, "csrf_token": csrf_of(page)}).status_code == 302
+    assert '<option value="T90" >T90 試験技術</option>' in filer.get("/reports").get_data(as_text=True)
+    t = _tech(app, "T90")
+    client.post(f"/admin/technologies/{t.id}/delete", data={"csrf_token": csrf_of(page)})
+    assert _tech(app, "T90") is None
+    assert 'value="T90"' not in filer.get("/reports").get_data(as_text=True)

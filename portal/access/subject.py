@@ -26,12 +26,7 @@ GRANT_COLUMNS = (Clearance.id, Clearance.granted_at, Clearance.level, Clearance.
 
 
 def current_clearance(session: Session, user_id: int) -> Clearance | None:
-    return session.execute(
-        select(Clearance)
-        .where(Clearance.user_id == user_id, Clearance.superseded_at.is_(None), Clearance.revoked_at.is_(None))
-        .order_by(Clearance.granted_at.desc(), Clearance.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    return session.execute(select(Clearance).where(Clearance.id == current_grant_id(user_id))).scalar_one_or_none()
 
 
 def current_grant_id(user_id):

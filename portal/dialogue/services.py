@@ -154,8 +154,7 @@ def mark_read(session: Session, user_id: int, report: Report, channel: str, mess
 
 def unread_column(user_id, channels, report_id):
     """The number of messages in ``channels`` of the case ``report_id`` (a column: a correlated
-    subquery) that ``user_id`` has not read: what ``unread_by_report`` counts, as one more
-    column of a list's own statement."""
+    subquery) that ``user_id`` has not read, as one more column of a list's own statement."""
     mark = ReadMark.__table__.alias("m")
     return (select(func.count())
             .select_from(Message)
@@ -164,18 +163,3 @@ def unread_column(user_id, channels, report_id):
             .where(Message.report_id == report_id, Message.channel.in_(channels), Message.author_id != user_id,
                    Message.id > func.coalesce(mark.c.last_read_id, 0))
             .correlate_except(Message, mark).scalar_subquery())  # user_id, channels: values or bind parameters
-
-
-def unread_by_report(session: Session, user_id: int, report_ids: list[int], channels: tuple[str, ...]) -> dict[int, int]:
-    """Unread messages per case for one person, in one query."""
-    if not report_ids:
-        return {}
-    mark = ReadMark.__table__.alias("m")
-    q = (select(Message.report_id, func.count())
-         .select_from(Message)
-         .outerjoin(mark, and_(mark.c.user_id == user_id, mark.c.report_id == Message.report_id,
-                               mark.c.channel == Message.channel))
-         .where(Message.report_id.in_(report_ids), Message.channel.in_(channels), Message.author_id != user_id,
-                Message.id > func.coalesce(mark.c.last_read_id, 0))
-         .group_by(Message.report_id))
-    return {rid: n for rid, n in session.execute(q).all()}
