@@ -6,7 +6,7 @@ PORT   ?= 5000
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export PORTAL_DEMO ?= 1
 
-.PHONY: run test test-sqlite test-postgres setup translations translations-update clean
+.PHONY: run lint test test-sqlite test-postgres setup translations translations-update clean
 
 $(BIN)/portal: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ run: setup
 	$(BIN)/portal demo
 	PORT=$(PORT) $(BIN)/portal serve --port $(PORT)
 
-test: setup
+# The architecture (import-linter contracts), ruff and mypy, all configured in pyproject.toml.
+lint: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
@@ -35,7 +41,7 @@ test-postgres: setup
 	PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache
 
 # After adding or changing user-facing strings: refresh the catalogues, then translate
 # every new entry in portal/translations/ja (a test fails while one is missing).

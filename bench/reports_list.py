@@ -339,7 +339,7 @@ def run_wrk(port: int, path: str, cookie: str | None, seconds: float, connection
     n, dur = int(m.group(1)), float(m.group(2)) * (0.001 if m.group(3) == "ms" else 1)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    lat = {q: _ms(re.search(rf"^\s+{q}%\s+([\d.]+\w+)", out, re.M)) for q in ("50", "99")}
+    lat = {q: _ms(re.search(rf"^\s+{q}%\s+([\d.]+\w+)", out, re.MULTILINE)) for q in ("50", "99")}
     return {"requests": n, "seconds": round(dur, 3), "rps": n / dur, "non_2xx_3xx": int(bad.group(1)) if bad else 0,
             "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
             "latency_ms_p50": lat["50"], "latency_ms_p99": lat["99"]}

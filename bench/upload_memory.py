@@ -41,6 +41,7 @@ import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlencode
 
 from _common import ROOT, write_result
@@ -115,11 +116,10 @@ class Sampler:
             except (OSError, KeyError):
                 return
             self.samples += 1
-            if rss > self.max_rss:
-                self.max_rss = rss
+            self.max_rss = max(self.max_rss, rss)
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

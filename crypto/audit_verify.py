@@ -19,6 +19,7 @@ import io
 import json
 import sys
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from .signing import verify as verify_signature
 
@@ -42,7 +43,7 @@ class Result:
 
 
 try:  # the C encoder behind json.dumps(..., ensure_ascii=False, separators=(",", ":")), set up once
-    from json.encoder import c_encode_basestring, c_make_encoder
+    from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 
     _encode = c_make_encoder(None, None, c_encode_basestring, None, ":", ",", False, False, True)
 
@@ -69,14 +70,15 @@ _INT_COLUMNS = tuple(i for i, name in enumerate(FIELDS) if name in INTS)
 def _csv_event(row: list[str]) -> dict:
     if len(row) != len(FIELDS):
         raise ValueError("wrong number of columns")
-    values = [None if cell == CSV_NULL else cell for cell in row]
+    values: list[str | int | None] = [None if cell == CSV_NULL else cell for cell in row]
     for i in _INT_COLUMNS:
-        if values[i] is not None:
-            values[i] = int(values[i])
+        cell = values[i]
+        if cell is not None:
+            values[i] = int(cell)
     return dict(zip(FIELDS, values))
 
 
-def _last_line(f) -> tuple[bytes, int]:
+def _last_line(f: BinaryIO) -> tuple[bytes, int]:
     """The final line and the offset where it starts, reading backwards (constant memory)."""
     f.seek(0, io.SEEK_END)
     end = f.tell()
@@ -95,7 +97,7 @@ def _last_line(f) -> tuple[bytes, int]:
     return body[cut + 1:], pos + cut + 1
 
 
-def verify_export(f, public_pem: bytes) -> Result:
+def verify_export(f: BinaryIO | bytes, public_pem: bytes) -> Result:
     """``f``: a binary file (seekable). Streams the events: memory stays flat in the size."""
     if isinstance(f, bytes):
         f = io.BytesIO(f)

@@ -41,7 +41,7 @@ def _load_public(public_key_pem: bytes) -> Ed25519PublicKey:
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ValueError(f"not a PEM public key: {exc}") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("public key is not Ed25519")
+        raise ValueError("public key is not Ed25519")  # noqa: TRY004 - callers catch ValueError for any bad key
     return key
 
 

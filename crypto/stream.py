@@ -222,7 +222,7 @@ class StreamEncryptor:
     def segment_size(self) -> int:
         return self._seg
 
-    def _seal(self, data: object, last: int) -> bytes:
+    def _seal(self, data: bytes | bytearray | memoryview, last: int) -> bytes:
         counter = self._counter
         if counter >= MAX_SEGMENTS:
             raise StreamError("segment counter overflow: stream too long for this segment size")
@@ -406,7 +406,7 @@ def _decrypt(dek: bytes, attachment_id: bytes, chunks: Iterator[bytes]) -> Itera
     ct_seg = seg + TAG_SIZE
     counter = 0
 
-    def open_segment(data: object, last: int) -> bytes:
+    def open_segment(data: bytes | bytearray | memoryview, last: int) -> bytes:
         nonlocal counter
         if counter >= MAX_SEGMENTS:
             raise DecryptionError("segment counter overflow")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from portal.config import ConfigError, Settings
+from portal.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_FORM_MEMORY_SIZE=settings.max_form_bytes,
         MAX_CONTENT_LENGTH=settings.max_form_bytes,
-        WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own timeouts
+        WTF_CSRF_TIME_LIMIT=None,
+        # The request path (portal.core.guard) checks the token itself, after the policy has
+        # decided: no byte of a body is read for a request the policy refuses.
+        WTF_CSRF_CHECK_DEFAULT=False,  # bound to the session, which has its own timeouts
         WTF_CSRF_SSL_STRICT=settings.https,
         BABEL_DEFAULT_LOCALE="ja",
         BABEL_DEFAULT_TIMEZONE="Asia/Tokyo",
@@ -91,9 +94,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(bp)
 
     from portal.core import errors, templating
+    from portal.dialogue import hooks as dialogue_hooks
+    from portal.reports import hooks as reports_hooks
 
     errors.init_app(app)
     templating.init_app(app)
+    # The features hand the lower packages what those show but may not import (pyproject.toml).
+    reports_hooks.init_app(app)
+    dialogue_hooks.init_app(app)
 
     from portal.cli import register
 

@@ -198,6 +198,7 @@ def audit_verify(checkpoint_file, public_key) -> None:
     """Walk the hash chain; exit non-zero naming the first broken sequence number."""
     import json
     import time
+    from pathlib import Path
 
     from flask import current_app
 
@@ -212,10 +213,10 @@ def audit_verify(checkpoint_file, public_key) -> None:
             click.echo(f"BROKEN at sequence {result.first_bad_seq}: {result.problem}", err=True)
             sys.exit(1)
         if checkpoint_file:
-            pem = open(public_key, "rb").read() if public_key else \
+            pem = Path(public_key).read_bytes() if public_key else \
                 checkpoints.signing_key(str(current_app.config["SETTINGS"].audit_key_path)).public_key_pem()
             try:
-                doc = json.load(open(checkpoint_file, encoding="utf-8"))
+                doc = json.loads(Path(checkpoint_file).read_text(encoding="utf-8"))
             except ValueError:
                 raise click.ClickException("the checkpoint file is not JSON") from None
             ok, message = checkpoints.check(conn, doc, pem)
@@ -327,7 +328,7 @@ def _keyring():
 def keys_status() -> None:
     """The active KEK and how many data keys each KEK wraps."""
     from portal import db
-    from portal.attachments.rotation import usage
+    from portal.rotation import usage
 
     kr = _keyring()
     counts = usage(db.session())
@@ -359,7 +360,7 @@ def keys_rotate() -> None:
 def keys_rewrap(batch) -> None:
     """Re-wrap every data key under the active KEK (resumable, idempotent, safe while serving)."""
     from portal import db
-    from portal.attachments.rotation import pending, rewrap
+    from portal.rotation import pending, rewrap
     from portal.audit.trail import record
 
     kr = _keyring()
@@ -379,7 +380,7 @@ def keys_retire(kek_id) -> None:
     """Remove a KEK from the keyring; refused while any data key uses it."""
     from crypto import KeyringError
     from portal import db
-    from portal.attachments.rotation import retire
+    from portal.rotation import retire
     from portal.audit.trail import record
 
     kr = _keyring()

@@ -118,7 +118,7 @@ def _attach_demo_file(session: Session, report, filer, subject, today: date) -> 
     store = attachments.store_for(settings, lambda: session)
     sink = attachments.UploadSink(store, settings.max_upload_bytes)
     text = ("技術移転に関する管理措置の概要（デモ）\n"
-            f"相手方: {report.title}\n1. 契約条項\n2. ブラックボックス化\n3. アクセス管理\n").encode("utf-8")
+            f"相手方: {report.title}\n1. 契約条項\n2. ブラックボックス化\n3. アクセス管理\n").encode()
     sink.write(text)
     sink.seek(0)
     try:

@@ -65,7 +65,7 @@ class FieldCipher:
         return kid.to_bytes(4, "big") + seal(dek, plaintext, aad)
 
     def decrypt(self, blob: bytes, aad: bytes) -> str:
-        kid, dek = self._key(int.from_bytes(blob[:4], "big"))
+        _kid, dek = self._key(int.from_bytes(blob[:4], "big"))
         return unseal(dek, blob[4:], aad)
 
 

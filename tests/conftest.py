@@ -69,7 +69,7 @@ def pytest_sessionfinish(session, exitstatus):
     for name in _CREATED:
         try:
             drop_pg_database(name)
-        except Exception:  # noqa: BLE001 - cleanup is best effort
+        except Exception:  # noqa: BLE001, S110 - cleanup is best effort
             pass
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from crypto import DecryptionError
 from tests.conftest import IS_PG, audit_events, csrf_of, sign_in
 from tests.reports_helpers import fill_all, new_report, submit
 
@@ -79,7 +80,8 @@ def test_upload_download_round_trip(app, filer_client, backend):
     assert "filename*=UTF-8''" in got.headers["Content-Disposition"]
     assert got.headers["Cache-Control"] == "no-store"
     actions = [e.action for e in audit_events(app) if e.action.startswith("attachment.")]
-    assert actions == ["attachment.upload", "attachment.download"]
+    # The download is recorded when it starts and, with its outcome, when the last byte went out.
+    assert actions == ["attachment.upload", "attachment.download.start", "attachment.download"]
 
 
 def test_nothing_in_the_clear(app, filer_client, backend, tmp_path, database_url):
@@ -175,7 +177,7 @@ def test_tampered_blob_aborts_the_download(app, filer_client, tmp_path):
     raw[200_000] ^= 1
     path.write_bytes(bytes(raw))
     resp = client.get(f"/attachments/{att.id}")
-    with pytest.raises(Exception):
+    with pytest.raises(DecryptionError):
         resp.get_data()
 
 

@@ -2,7 +2,6 @@
 catch an attacker who rewrites the table and recomputes every hash."""
 from __future__ import annotations
 
-import io
 import json
 
 import pytest

@@ -3,10 +3,9 @@ a changed role or a removed compartment denies on the very next request of a sig
 client, and the services that make such changes end every session of that user."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-import pytest
 import sqlalchemy as sa
 
 from portal import db

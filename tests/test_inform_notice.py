@@ -148,7 +148,7 @@ def test_concurrent_renders_match_sequential_ones(ja_pdf, en_pdf):
     def run(i: int) -> None:
         try:
             results[i] = render_notice(jobs[i][0], jobs[i][1])
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # noqa: BLE001  # pragma: no cover - reported below
             results[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]

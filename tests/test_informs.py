@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -180,7 +179,6 @@ def test_two_approvers_at_once_issue_exactly_once(app, case, factory):
     from portal.informs import services
     from portal.informs.models import Inform
 
-    rid = case["rid"]
     i = draft_and_send(case)
     second = factory.user("approver", compartments=("T01",))
     results = []

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from crypto import KeyInUse
 from tests.conftest import sign_in
 from tests.reports_helpers import fill_all, new_report
 from tests.test_attachments import PDF, _attachments, upload
@@ -49,7 +50,7 @@ def _cli(app, *args):
 
 def test_rotate_rewrap_retire_and_everything_still_decrypts(app, factory, own_keyring):
     from portal import db
-    from portal.attachments import rotation
+    from portal import rotation
     from portal.attachments.keys import keyring_for
     from portal.reports.models import Report
 
@@ -67,7 +68,7 @@ def test_rotate_rewrap_retire_and_everything_still_decrypts(app, factory, own_ke
     with app.app_context():
         s = db.session()
         assert rotation.pending(s, new) == 4  # three attachments and the field key
-        with pytest.raises(Exception):
+        with pytest.raises(KeyInUse):
             rotation.retire(s, kr, old)
         assert rotation.rewrap(s, kr, batch=2) == 4
         assert rotation.rewrap(s, kr) == 0  # idempotent

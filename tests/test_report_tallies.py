@@ -126,7 +126,7 @@ def test_opposite_moves_in_parallel_do_not_deadlock(app, factory):
                     conn.execute(sa.text(
                         "UPDATE reports SET status = CASE status WHEN 'under_review' THEN 'awaiting_response' "
                         "ELSE 'under_review' END WHERE id = :id"), {"id": report_id})
-        except BaseException as e:  # a deadlock surfaces here as an OperationalError
+        except BaseException as e:  # noqa: BLE001 - a deadlock surfaces here as an OperationalError
             errors.append(e)
 
     threads = [threading.Thread(target=mover, args=(rid,)) for rid in ids]

@@ -2,7 +2,6 @@
 reports; references stay unique and gap-free under concurrent submitters."""
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -10,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import IS_PG, sign_in
+from tests.conftest import sign_in
 from tests.reports_helpers import fill_all, new_report, submit
 
 

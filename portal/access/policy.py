@@ -29,6 +29,7 @@ class Action(StrEnum):
     REPORT_ASSIGN = "report.assign"  # assign a case to someone else
     ATTACHMENT_UPLOAD = "attachment.upload"
     ATTACHMENT_DOWNLOAD = "attachment.download"
+    ATTACHMENT_DELETE = "attachment.delete"
     MESSAGE_READ = "message.read"
     MESSAGE_POST = "message.post"
     INTERNAL_NOTE_READ = "note.read"
@@ -83,8 +84,10 @@ RULES: dict[Action, tuple[frozenset[Role], Kind]] = {
     Action.REPORT_WITHDRAW: (frozenset(_COMPANY), Kind.CONTENT),
     Action.REPORT_REVIEW: (frozenset(_CASE_WORKERS), Kind.CONTENT),
     Action.REPORT_ASSIGN: (frozenset({R.APPROVER}), Kind.CONTENT),
-    Action.ATTACHMENT_UPLOAD: (frozenset(_COMPANY | _CASE_WORKERS), Kind.CONTENT),
+    # Files on the report itself are the company's; METI's files travel with messages and notes.
+    Action.ATTACHMENT_UPLOAD: (frozenset(_COMPANY), Kind.CONTENT),
     Action.ATTACHMENT_DOWNLOAD: (frozenset(_COMPANY | _CASE_WORKERS), Kind.CONTENT),
+    Action.ATTACHMENT_DELETE: (frozenset(_COMPANY), Kind.CONTENT),
     Action.MESSAGE_READ: (frozenset(_COMPANY | _CASE_WORKERS), Kind.CONTENT),
     Action.MESSAGE_POST: (frozenset(_COMPANY | _CASE_WORKERS), Kind.CONTENT),
     Action.INTERNAL_NOTE_READ: (frozenset(_CASE_WORKERS), Kind.CONTENT),
@@ -114,6 +117,17 @@ RULES: dict[Action, tuple[frozenset[Role], Kind]] = {
 
 # Actions that write into a channel someone else reads: rule 6 (no write-down) applies.
 WRITE_ACTIONS = frozenset({Action.MESSAGE_POST, Action.INTERNAL_NOTE_POST, Action.ATTACHMENT_UPLOAD})
+# Actions that remove material: never on what is frozen (rule 7: labels and content are fixed).
+REMOVE_ACTIONS = frozenset({Action.ATTACHMENT_DELETE})
+
+
+def compartment_set(text: str | None) -> frozenset[str]:
+    """Compartments as stored on an object (space-separated technology codes)."""
+    return frozenset((text or "").split())
+
+
+def compartment_text(codes) -> str:
+    return " ".join(sorted(codes))
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,9 @@ class Labels:
     internal: bool = False
     # For company-visible writes: does the company hold a valid facility clearance (rule 5/6)?
     audience_facility_valid: bool = True
+    # Material that can no longer change: a message, a note and their files (append-only), a
+    # file frozen into a submitted version. Nobody deletes it.
+    frozen: bool = False
 
 
 class Protected(Protocol):
@@ -255,6 +272,8 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         return _deny("compartment")
     if role in COMPANY_ROLES and classification >= Level.CONFIDENTIAL and not subject.org_facility_valid:
         return _deny("facility_clearance")
+    if action in REMOVE_ACTIONS and labels.frozen:
+        return _deny("frozen")
     if action in WRITE_ACTIONS:
         if labels.audience not in {"company", "government"}:
             return _deny("unknown_audience")

@@ -14,7 +14,7 @@ from portal.access.subject import current_clearance
 from portal.admin.services import organisations, users
 from portal.auth.models import User
 from portal.catalogue.models import Technology
-from portal.core.guard import audit, guarded
+from portal.core.guard import audit, by_id, failed, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip
@@ -28,7 +28,6 @@ def _refused(action: str, form, **target) -> None:
     """A form refused before any service saw it (empty reason, malformed date…) is recorded
     like any other refusal: bad input is audited, and nothing is changed."""
     audit(action, outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)}, **target)
-    db.commit()
 
 
 def _technologies():
@@ -51,7 +50,7 @@ def clearances():
 
 
 def _load_user(user_id: int):
-    return db.session().get(User, user_id)
+    return by_id(User, user_id)
 
 
 def _render_user(target: User, grant_form=None, revoke_form=None, status=200):
@@ -86,14 +85,11 @@ def grant(obj: User):
             services.grant(db.session(), target=obj, level=form.level.data, compartments=form.compartments.data or [],
                            expires_on=form.expires_on.data, reason=form.reason.data, actor=current_user,
                            today=today_jst(), ip=client_ip())
-            db.commit()
             flash(_("The clearance has been granted. %(name)s has been signed out everywhere.", name=obj.name), "success")
             return redirect(url_for("access.user", user_id=obj.id))
         except ServiceError as e:
-            db.rollback()
+            failed(e, "clearance.grant", target_type="user", target_id=obj.id)
             getattr(form, e.field or "level").errors.append(e.message)
-            audit("clearance.grant", outcome="failure", reason=e.reason, target_type="user", target_id=obj.id)
-            db.commit()
     else:
         _refused("clearance.grant", form, target_type="user", target_id=obj.id)
     return _render_user(obj, grant_form=form, status=400)
@@ -106,21 +102,18 @@ def revoke(obj: User):
     if form.validate_on_submit():
         try:
             services.revoke(db.session(), target=obj, reason=form.reason.data, actor=current_user, ip=client_ip())
-            db.commit()
             flash(_("The clearance has been revoked. %(name)s has been signed out everywhere.", name=obj.name), "success")
             return redirect(url_for("access.user", user_id=obj.id))
         except ServiceError as e:
-            db.rollback()
+            failed(e, "clearance.revoke", target_type="user", target_id=obj.id)
             form.reason.errors.append(e.message)
-            audit("clearance.revoke", outcome="failure", reason=e.reason, target_type="user", target_id=obj.id)
-            db.commit()
     else:
         _refused("clearance.revoke", form, target_type="user", target_id=obj.id)
     return _render_user(obj, revoke_form=form, status=400)
 
 
 def _load_org(org_id: int):
-    return db.session().get(Organisation, org_id)
+    return by_id(Organisation, org_id)
 
 
 @bp.route("/organisations/<int:org_id>/facility", methods=["GET", "POST"])
@@ -133,15 +126,11 @@ def facility(obj: Organisation):
         try:
             org_services.set_facility_clearance(db.session(), org=obj, valid_from=form.valid_from.data,
                                                 valid_until=form.valid_until.data, actor=current_user, ip=client_ip())
-            db.commit()
             flash(_("The facility clearance has been saved."), "success")
             return redirect(url_for("access.clearances"))
         except ServiceError as e:
-            db.rollback()
+            failed(e, "org.facility_clearance.set", target_type="organisation", target_id=obj.id)
             getattr(form, e.field or "valid_until").errors.append(e.message)
-            audit("org.facility_clearance.set", outcome="failure", reason=e.reason, target_type="organisation",
-                  target_id=obj.id)
-            db.commit()
             status = 400
     elif form.is_submitted():
         _refused("org.facility_clearance.set", form, target_type="organisation", target_id=obj.id)

@@ -16,6 +16,10 @@ from portal.config import Settings
 from portal.core.service import ServiceError
 from portal.db import utcnow
 from portal.orgs.models import Organisation
+# The lists live with organisations, which the clearance console (portal.access) may import.
+from portal.orgs.services import organisations, users
+
+__all__ = ["change_role", "create_user", "organisations", "users"]
 
 
 def create_user(session: Session, settings: Settings, *, email: str, name: str, role: str, org: Organisation,
@@ -70,15 +74,3 @@ def change_role(session: Session, *, target: User, role: str, actor: User | None
     revoke_user(session, target.id)
     record(session, "account.role.change", actor=actor, source_ip=ip, target_type="user", target_id=target.id,
            org_id=target.organisation_id, details={"from": old, "to": r.value})
-
-
-def users(session: Session, *, q: str | None = None, limit: int = 200) -> list[User]:
-    stmt = select(User).order_by(User.organisation_id, User.name).limit(limit)
-    if q:
-        like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(func.lower(User.email).like(like) | func.lower(User.name).like(like))
-    return list(session.execute(stmt).scalars())
-
-
-def organisations(session: Session) -> list[Organisation]:
-    return list(session.execute(select(Organisation).order_by(Organisation.is_government.desc(), Organisation.name)).scalars())

@@ -11,7 +11,7 @@ from portal.admin import services
 from portal.admin.forms import AdminInviteForm, OrganisationForm, RoleForm
 from portal.auth.forms import EmptyForm
 from portal.auth.models import User
-from portal.core.guard import audit, guarded
+from portal.core.guard import audit, by_id, failed, guarded
 from portal.core.service import ServiceError
 from portal.core.web import client_ip, settings
 from portal.mail import outbox
@@ -24,7 +24,6 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def _refused(action: str, form, **target) -> None:
     """A form refused before any service saw it is recorded like any other refusal."""
     audit(action, outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)}, **target)
-    db.commit()
 
 
 def _invite_form(formdata=None) -> AdminInviteForm:
@@ -52,28 +51,25 @@ def invite():
     form = _invite_form()
     s = db.session()
     if form.validate_on_submit():
-        org = s.get(Organisation, form.organisation_id.data)
+        org = by_id(Organisation, form.organisation_id.data)
         try:
             if org is None:
                 raise ServiceError(_("Choose an organisation."), field="organisation_id", reason="unknown_org")
             org_services.invite(s, settings(), inviter=current_user, org=org, email=form.email.data,
                                 name=form.name.data, role=form.role.data, ip=client_ip(),
                                 accept_url=lambda t: url_for("orgs.accept", token=t, _external=True))
-            db.commit()
             flash(_("An invitation has been sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("admin.users"))
         except ServiceError as e:
-            db.rollback()
+            failed(e, "org.member.invite")
             getattr(form, e.field or "email").errors.append(e.message)
-            audit("org.member.invite", outcome="failure", reason=e.reason)
-            db.commit()
     else:
         _refused("org.member.invite", form)
     return _render_users(form, 400)
 
 
 def _load_user(user_id: int):
-    return db.session().get(User, user_id)
+    return by_id(User, user_id)
 
 
 @bp.route("/users/<int:user_id>")
@@ -93,14 +89,11 @@ def change_role(obj: User):
     if form.validate_on_submit():
         try:
             services.change_role(db.session(), target=obj, role=form.role.data, actor=current_user, ip=client_ip())
-            db.commit()
             flash(_("The role has been changed. %(name)s has been signed out everywhere.", name=obj.name), "success")
             return redirect(url_for("admin.user", user_id=obj.id))
         except ServiceError as e:
-            db.rollback()
+            failed(e, "account.role.change", target_type="user", target_id=obj.id)
             form.role.errors.append(e.message)
-            audit("account.role.change", outcome="failure", reason=e.reason, target_type="user", target_id=obj.id)
-            db.commit()
     else:
         _refused("account.role.change", form, target_type="user", target_id=obj.id)
     return render_template("admin/user.html", target=obj, form=form, empty=EmptyForm()), 400
@@ -122,7 +115,6 @@ def _set_active(target: User, active: bool):
     if not EmptyForm().validate_on_submit():
         abort(400)
     org_services.set_active(db.session(), target=target, active=active, actor=current_user, ip=client_ip())
-    db.commit()
     flash(_("%(name)s can sign in again.", name=target.name) if active else
           _("%(name)s has been disabled and signed out.", name=target.name), "success")
     return redirect(url_for("admin.user", user_id=target.id))
@@ -138,14 +130,11 @@ def organisations():
         try:
             org_services.create_organisation(s, name=form.name.data, number=form.corporate_number.data,
                                              address=form.address.data, actor=current_user, ip=client_ip())
-            db.commit()
             flash(_("The organisation has been added."), "success")
             return redirect(url_for("admin.organisations"))
         except ServiceError as e:
-            db.rollback()
+            failed(e, "org.create")
             getattr(form, e.field or "name").errors.append(e.message)
-            audit("org.create", outcome="failure", reason=e.reason)
-            db.commit()
             status = 400
     elif request.method == "POST":
         _refused("org.create", form)

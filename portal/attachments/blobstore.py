@@ -46,7 +46,8 @@ class BlobStore(Protocol):
 class _FileWriter:
     def __init__(self, final: Path, tmp: Path):
         self.final, self.tmp = final, tmp
-        self.f = open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb", buffering=0)
+        # Held open across writes until commit or abort, which close it.
+        self.f = open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb", buffering=0)  # noqa: SIM115
 
     def write(self, data: bytes) -> None:
         self.f.write(data)

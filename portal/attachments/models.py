@@ -37,6 +37,10 @@ class Attachment(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     classification: Mapped[str] = mapped_column(String(16))
+    # Labels fixed at upload (rule 7): the case's compartments then.
+    compartments: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # The submitted version a report-level file was frozen into (None: the working copy's).
+    version: Mapped[int | None]
     blob_key: Mapped[str] = mapped_column(String(64), unique=True)
     kek_id: Mapped[str] = mapped_column(String(64), index=True)
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
@@ -49,11 +53,15 @@ class Attachment(Base):
     def access_labels(self):
         from portal.access.policy import Labels
 
-        base = self.report.access_labels()
+        from portal.access.policy import compartment_set
+
+        report = self.report
         internal = self.message is not None and self.message.channel == "internal"
-        return Labels(org_id=base.org_id, classification=self.classification, compartments=base.compartments,
-                      audience="government" if internal else "company", draft=base.draft, internal=internal,
-                      audience_facility_valid=self.report.organisation.facility_clearance_valid(_today()))
+        return Labels(org_id=report.organisation_id, classification=self.classification,
+                      compartments=compartment_set(self.compartments) or report.case_compartments(),
+                      audience="government" if internal else "company", draft=report.status == "draft",
+                      internal=internal, frozen=self.message_id is not None or self.version is not None,
+                      audience_facility_valid=report.organisation.facility_clearance_valid(_today()))
 
     def policy_target(self):
         return self.access_labels()

@@ -7,7 +7,7 @@ import os
 import re
 import unicodedata
 from datetime import date
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -16,15 +16,27 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from crypto import Keyring, StreamEncryptor, decrypt_stream, new_dek
 from portal.access.levels import Level
-from portal.access.policy import Action, Subject, decide
+from portal.access.policy import Action, Subject, compartment_text, decide
 from portal.attachments import sniff
 from portal.attachments.blobstore import BlobStore, DirectoryBlobStore, DatabaseBlobStore, new_key
 from portal.attachments.models import Attachment
 from portal.audit.trail import record
 from portal.core.service import ServiceError
-from portal.reports.models import Report
 
 EDITABLE = ("draft", "returned")
+
+
+class Report(Protocol):
+    """What the store reads of the report a file belongs to (``portal.reports.models.Report``:
+    reports build on attachments, freezing a report's files into each submitted version, so
+    this package does not import them)."""
+
+    id: int
+    status: str
+    reference: str | None
+    organisation_id: int
+
+    def case_compartments(self) -> frozenset[str]: ...
 
 
 class UploadSink:
@@ -121,10 +133,15 @@ def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report
     att = Attachment(uid=sink.uid, report_id=report.id, filename=name, content_type=sniff.content_type(kind, name),
                      kind=kind, size=sink.size, sha256=sink.encryptor.plaintext_sha256, classification=level.value,
                      blob_key=sink.blob_key, kek_id="", wrapped_dek=b"", uploaded_by_id=actor.id,
-                     message_id=message.id if message is not None else None)
+                     message_id=message.id if message is not None else None,
+                     compartments=message.compartments if message is not None
+                     else compartment_text(report.case_compartments()))
     att.report = report
     att.message = message
-    d = decide(subject, Action.ATTACHMENT_UPLOAD, att.access_labels(), today=today)
+    # A message's file is part of the message: the poster writes it into the same channel.
+    action = Action.ATTACHMENT_UPLOAD if message is None else (
+        Action.MESSAGE_POST if message.channel == "external" else Action.INTERNAL_NOTE_POST)
+    d = decide(subject, action, att.access_labels(), today=today)
     if not d.allowed:
         raise ServiceError(_("You may not attach a file of this classification to this report."),
                            field="classification", reason=d.reason)
@@ -143,13 +160,17 @@ def plaintext(store: BlobStore, keyring: Keyring, att: Attachment) -> Iterator[b
     return decrypt_stream(dek, att.uid.encode(), store.read(att.blob_key))
 
 
-def list_for_report(session: Session, report: Report) -> list[Attachment]:
-    return list(session.execute(select(Attachment).where(Attachment.report_id == report.id,
-                                                         Attachment.message_id.is_(None))
-                                .order_by(Attachment.created_at, Attachment.id)).scalars())
+def list_for_report(session: Session, report: Report, *, subject: Subject, today: date) -> list[Attachment]:
+    """The report's own files, each decided on its own labels: a file the reader may not
+    download is not listed at all."""
+    rows = session.execute(select(Attachment).where(Attachment.report_id == report.id, Attachment.message_id.is_(None))
+                           .order_by(Attachment.created_at, Attachment.id)).scalars()
+    return [a for a in rows if decide(subject, Action.ATTACHMENT_DOWNLOAD, a, today=today).allowed]
 
 
 def delete(session: Session, store: BlobStore, att: Attachment, *, actor, ip: str | None) -> None:
+    """The route asked ``attachment.delete`` on this file's own labels (the company's, of its
+    working copy, not frozen in a version)."""
     if att.report.status not in EDITABLE:
         raise ServiceError(_("Files can be removed only while the report is a draft or returned for correction."),
                            reason="not_editable")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -14,9 +14,8 @@ from portal.attachments import services, web
 from portal.attachments.keys import current_keyring
 from portal.attachments.models import Attachment
 from portal.auth.forms import EmptyForm
-from portal.core.guard import audit, current_subject, guarded
-from portal.core.security import csrf
-from portal.core.service import ServiceError
+from portal.core.guard import after_this_request_commits, audit, audited_stream, by_id, current_subject, failed, guarded
+from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
 from portal.reports.models import Report
@@ -29,11 +28,15 @@ def _store():
 
 
 def _load_report(report_id: int):
-    return db.session().get(Report, report_id)
+    return by_id(Report, report_id)
 
 
 def _load_attachment(attachment_id: int):
-    return db.session().get(Attachment, attachment_id)
+    return by_id(Attachment, attachment_id)
+
+
+def _files_page(obj) -> str:
+    return url_for("attachments.index", report_id=obj.report_id if isinstance(obj, Attachment) else obj.id)
 
 
 @bp.route("/reports/<int:report_id>/attachments", methods=["GET"])
@@ -44,15 +47,15 @@ def index(obj: Report):
 
 def _render(report: Report, error: str | None = None, status: int = 200):
     s = db.session()
-    return render_template("attachments/index.html", report=report, attachments=services.list_for_report(s, report),
+    return render_template("attachments/index.html", report=report,
+                           attachments=services.list_for_report(s, report, subject=current_subject(), today=today_jst()),
                            levels=[(l.value, LEVEL_LABELS[l]) for l in Level if l != Level.CSI],
                            error=error, empty=EmptyForm(), limit=settings().max_upload_bytes,
                            editable=report.status in services.EDITABLE), status
 
 
 @bp.route("/reports/<int:report_id>/attachments", methods=["POST"])
-@csrf.exempt  # the token is checked after the streamed body is parsed (attachments.web)
-@guarded(Action.REPORT_EDIT, load=_load_report)
+@guarded(Action.ATTACHMENT_UPLOAD, load=_load_report, target=lambda r: r.working_copy_labels(), body="stream")
 def upload(obj: Report):
     """The body is parsed only after the policy allowed the upload. Werkzeug writes the
     file part straight into an UploadSink, which encrypts into the blob store."""
@@ -65,17 +68,19 @@ def upload(obj: Report):
         att = services.store_upload(db.session(), current_keyring(), received.sink, report=obj,
                                     filename=received.filename, classification=received.form.get("classification", ""),
                                     subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip())
+        # The blob is committed before the row that names it: a crash in between leaves an
+        # orphan blob (found by `portal blobs check`), never a row without its blob.
         received.sink.commit()
-        db.commit()
+    except Refused:
+        if received is not None:
+            received.abort()
+        raise
     except ServiceError as e:
         if received is not None:
             received.abort()
-        db.rollback()
-        audit("attachment.upload", outcome="failure", reason=e.reason, target_type="report", target_id=obj.id,
-              case_ref=obj.reference)
-        db.commit()
+        failed(e, "attachment.upload", obj)
         return _render(obj, e.message, getattr(e, "status", 400))
-    except Exception:
+    except BaseException:
         if received is not None:
             received.abort()
         raise
@@ -88,21 +93,20 @@ def upload(obj: Report):
 def download(obj: Attachment):
     store = _store()
     keyring = current_keyring()
-    audit("attachment.download", target_type="attachment", target_id=obj.id, case_ref=obj.report.reference,
+    # The permission and the start are recorded with the request; whether the last byte went
+    # out (or a segment failed to authenticate) is recorded when the stream ends.
+    audit("attachment.download.start", target_type="attachment", target_id=obj.id, case_ref=obj.report.reference,
           org_id=obj.report.organisation_id, details={"sha256": obj.sha256})
-    db.commit()
-    chunks = services.plaintext(store, keyring, obj)
-
-    def body():
-        try:
-            yield from chunks
-        except DecryptionError:
-            current_app.logger.error("attachment %s failed to authenticate; download aborted", obj.id)
-            raise  # the server drops the connection: the client sees a truncated download
-
+    try:
+        chunks = services.plaintext(store, keyring, obj)
+    except FileNotFoundError:
+        raise ServiceError(_("This file cannot be read at the moment. The administrators have been told."),
+                           reason="blob_missing") from None
     name = obj.filename
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    resp = Response(stream_with_context(body()), mimetype=obj.content_type.split(";")[0], direct_passthrough=True)
+    body = audited_stream(chunks, "attachment.download", obj=obj, integrity_errors=(DecryptionError,),
+                          sha256=obj.sha256)
+    resp = Response(body, mimetype=obj.content_type.split(";")[0], direct_passthrough=True)
     resp.headers["Content-Length"] = str(obj.size)
     resp.headers["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
     resp.headers["Cache-Control"] = "no-store"
@@ -111,25 +115,15 @@ def download(obj: Attachment):
 
 
 @bp.route("/attachments/<int:attachment_id>/delete", methods=["POST"])
-@guarded(Action.REPORT_EDIT, load=lambda attachment_id: _load_report_of(attachment_id))
-def delete(obj: Report):
-    att = _load_attachment(request.view_args["attachment_id"])
+@guarded(Action.ATTACHMENT_DELETE, load=_load_attachment, event="attachment.delete", back=_files_page)
+def delete(obj: Attachment):
     if not EmptyForm().validate_on_submit():
         abort(400)
     store = _store()
-    try:
-        services.delete(db.session(), store, att, actor=current_user, ip=client_ip())
-        db.commit()
-    except ServiceError as e:
-        db.rollback()
-        flash(e.message, "error")
-        return redirect(url_for("attachments.index", report_id=obj.id))
+    services.delete(db.session(), store, obj, actor=current_user, ip=client_ip())
     if not isinstance(store, services.DatabaseBlobStore):
-        store.delete(att.blob_key)  # after the commit: a crash in between leaves an orphan `portal blobs check` finds
+        # Removed when the deletion is committed; a crash in between leaves an orphan blob
+        # that `portal blobs check` finds, never a row without its blob.
+        after_this_request_commits(lambda: store.delete(obj.blob_key))
     flash(_("The file has been removed."), "success")
-    return redirect(url_for("attachments.index", report_id=obj.id))
-
-
-def _load_report_of(attachment_id: int):
-    att = _load_attachment(attachment_id)
-    return att.report if att else None
+    return redirect(url_for("attachments.index", report_id=obj.report_id))

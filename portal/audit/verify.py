@@ -189,7 +189,7 @@ def _verify_range(cursor, lo: int | None, hi: int, start_seq: int, prev: str | N
     gc.disable()  # a million short-lived rows: the cyclic collector only slows this down
     try:
         with cursor.copy(f"COPY ({_PG_SELECT} WHERE {where} ORDER BY seq) TO STDOUT") as copy:
-            for data in copy:  # noqa: B007 - an early ``break`` is handled below
+            for data in copy:  # an early ``break`` is handled below
                 seq, canon, stored_prev, stored_hash = parse(str(data, "utf-8"))
                 if seq != expected:
                     part.bad_seq, part.problem = expected, f"sequence {expected} missing (found {seq})"

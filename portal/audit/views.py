@@ -13,7 +13,7 @@ from sqlalchemy import select
 from portal import db
 from portal.access.policy import Action
 from portal.audit.models import AuditEvent
-from portal.core.guard import audit, guarded
+from portal.core.guard import audit, by_id, guarded
 from portal.core.timeutil import JST
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -52,13 +52,12 @@ def events():
     if d_to:
         stmt = stmt.where(AuditEvent.occurred_at < datetime.combine(d_to + timedelta(days=1), time(), JST))
     before = a.get("before", type=int)
-    if before:
+    if before and 0 < before < 2**63:
         stmt = stmt.where(AuditEvent.seq < before)
     rows = list(db.session().execute(stmt).scalars())
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     audit("audit.read", details={k: v for k, v in f.items() if v})
-    db.commit()
     return render_template("audit/events.html", rows=rows, f=f, more=more,
                            older_args={k: v for k, v in f.items() if v},
                            next_before=rows[-1].seq if rows and more else None)
@@ -67,7 +66,7 @@ def events():
 @bp.route("/<int:seq>")
 @guarded(Action.AUDIT_READ)
 def event(seq: int):
-    e = db.session().get(AuditEvent, seq)
+    e = by_id(AuditEvent, seq, limit=2**63 - 1)
     if e is None:
         abort(404)
     return render_template("audit/event.html", e=e)
@@ -96,10 +95,10 @@ def export():
                action=(a.get("action") or "")[:64], case_ref=(a.get("case_ref") or "")[:32],
                outcome=(a.get("outcome") or "")[:16])
     key = _key()
-    audit("audit.export", details={"format": fmt, **f.active()})
-    db.commit()
+    # The checkpoint signs the chain as it stands before this export; the export's own event
+    # is committed with it, once, by the request path.
     cp = checkpoints.make(db.session(), key, "export")
-    db.commit()
+    audit("audit.export", details={"format": fmt, **f.active()})
     doc = checkpoints.document(cp, key.public_key_pem())["payload"]
     body = stream(db.engine(), f, fmt, key=key, exporter=current_user.email, checkpoint=doc)
     resp = Response(stream_with_context(body), mimetype="text/csv" if fmt == "csv" else "application/x-ndjson")
@@ -124,11 +123,10 @@ def checkpoint_file(cp_id: int):
     from portal.audit import checkpoints
     from portal.audit.models import AuditCheckpoint
 
-    cp = db.session().get(AuditCheckpoint, cp_id)
+    cp = by_id(AuditCheckpoint, cp_id)
     if cp is None:
         abort(404)
     audit("audit.checkpoint.download", target_type="checkpoint", target_id=cp.id)
-    db.commit()
     body = json.dumps(checkpoints.document(cp, _key().public_key_pem()), ensure_ascii=False, indent=2)
     return Response(body, mimetype="application/json",
                     headers={"Content-Disposition": f'attachment; filename="audit-checkpoint-{cp.seq}.json"',

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Any, Callable
 
 from flask import g
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Integer, bindparam, literal, select
 from sqlalchemy.orm import Session
 
 from portal.access.models import Clearance
@@ -30,15 +31,24 @@ class Principal:
     user: User | None = field(default=None, compare=False, repr=False)
 
 
+# Notifications are the dialogue's, a package above this one: it hands over the correlated
+# count of a user's unread notifications when the app starts (portal.dialogue.hooks.init_app),
+# called with the users' id column. Without it the principal reads none.
+_unread_notifications: Callable[[Any], Any] | None = None
+
+
+def count_notifications_with(builder: Callable[[Any], Any]) -> None:
+    global _unread_notifications
+    _unread_notifications = builder
+    _statement.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def _statement():
     """Built once (the session id is bound at execution); the user's organisation comes with
     it through ``User.organisation``'s joined loading."""
-    from portal.dialogue.models import Notification
-
-    unread = (select(func.count()).select_from(Notification)
-              .where(Notification.user_id == User.id, Notification.read_at.is_(None))
-              .correlate_except(Notification).scalar_subquery())
+    unread = (_unread_notifications(User.id) if _unread_notifications is not None
+              else literal(0, type_=Integer))
     return (select(UserSession, User, *GRANT_COLUMNS, unread)
             .outerjoin(User, User.id == UserSession.user_id)
             .outerjoin(Clearance, Clearance.id == current_grant_id(User.id))

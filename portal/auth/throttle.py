@@ -20,7 +20,7 @@ def retry_after(session: Session, *, account: str, address: str | None,
     for kind, key, limit in (("account", account, max_account), ("address", address, max_address)):
         if not key:
             continue
-        count, oldest = session.execute(
+        count, _oldest = session.execute(
             select(func.count(), func.min(LoginFailure.at)).where(
                 LoginFailure.kind == kind, LoginFailure.key == key, LoginFailure.at > since)
         ).one()

@@ -55,7 +55,6 @@ def _finish(user: User, method: str):
         user.locale = lang
     login_user(user)
     services.signed_in(db.session(), user, client_ip(), method)
-    db.commit()
     return redirect(safe_next(nxt, url_for("core.home")))
 
 
@@ -73,16 +72,13 @@ def login():
         result = services.check_password(s, settings(), form.email.data, form.password.data, client_ip())
         if result.status == "throttled":
             error = _throttled_message(result.retry_at)
-            db.commit()
             return render_template("auth/login.html", form=form, error=error), 429
         if result.status == "failed":
-            db.commit()
             error = _("The e-mail address or password is incorrect.")
             return render_template("auth/login.html", form=form, error=error), 200
         user = result.user
         if result.status == "ok":
             return _finish(user, "password")
-        db.commit()
         _start_pending(user, result.status)
         if result.status == "need_enrol":
             return redirect(url_for("auth.enrol"))
@@ -106,7 +102,6 @@ def second_factor():
                                                recovery=use_recovery)
         if result.status == "ok":
             return _finish(user, "recovery_code" if use_recovery else "totp")
-        db.commit()
         if result.status == "throttled":
             error, status = _throttled_message(result.retry_at), 429
         else:
@@ -138,7 +133,6 @@ def enrol():
     if form.validate_on_submit():
         codes = services.enrol_totp(db.session(), settings(), user, secret, form.code.data, client_ip())
         if codes is None:
-            db.commit()
             error = _("The code is incorrect. Check the time on your device and enter the current code.")
         else:
             session.pop("enrol_secret", None)
@@ -160,7 +154,6 @@ def logout():
         return redirect(url_for("core.home"))
     if current_user.is_authenticated:
         audit("auth.signout")
-        db.commit()
         logout_user()
     lang = session.get("lang")
     session.clear()
@@ -188,7 +181,6 @@ def change_password():
         if not verify_password(form.current_password.data, user.password_hash):
             form.current_password.errors.append(_("Your current password is incorrect."))
             audit("account.password.change", outcome="failure", reason="bad_current_password")
-            db.commit()
         else:
             problems = password_problems(form.new_password.data, email=user.email, name=user.name)
             if form.new_password.data != form.confirm_password.data:
@@ -198,7 +190,6 @@ def change_password():
             if not form.errors:
                 services.set_password(db.session(), settings(), user, form.new_password.data, actor=user, ip=client_ip())
                 session.regenerate()
-                db.commit()
                 flash(_("Your password has been changed. Other sessions have been signed out."), "success")
                 return redirect(url_for("auth.account"))
     remaining = services.remaining_recovery_codes(db.session(), user) if user.totp_enabled else 0
@@ -213,7 +204,6 @@ def disable_2fa():
     user = current_user._get_current_object()
     if form.validate_on_submit() and services.disable_totp(db.session(), user, client_ip()):
         session.regenerate()
-        db.commit()
         flash(_("Two-factor authentication has been turned off."), "success")
     else:
         flash(_("Two-factor authentication is required for your role and cannot be turned off."), "error")
@@ -229,5 +219,4 @@ def new_recovery_codes():
         return redirect(url_for("auth.account"))
     codes = services.replace_recovery_codes(db.session(), settings(), user)
     audit("auth.2fa.recovery_codes.replace")
-    db.commit()
     return render_template("auth/recovery_codes.html", codes=codes, next_url=url_for("auth.account"), first=False)

@@ -44,11 +44,32 @@ def all_entries(session: Session) -> list[Technology]:
     return list(session.execute(select(Technology).order_by(Technology.code)).scalars())
 
 
-def usage(session: Session) -> dict[int, int]:
-    from portal.reports.models import Report
+# Reports name a technology, and reports sit above the catalogue: they hand over the column
+# to count (``Report.technology_id``) when the app starts (portal.reports.hooks.init_app).
+_reports_column = None
 
-    rows = session.execute(select(Report.technology_id, func.count()).group_by(Report.technology_id)).all()
+
+def count_reports_with(column) -> None:
+    global _reports_column
+    _reports_column = column
+
+
+def usage(session: Session) -> dict[int, int]:
+    """Reports filed under each entry (by id), for the console."""
+    if _reports_column is None:
+        return {}
+    col = _reports_column
+    rows = session.execute(select(col, func.count()).group_by(col)).all()
     return {tid: n for tid, n in rows if tid is not None}
+
+
+def _references():
+    """Every column that refers to an entry through a foreign key, read from the schema, so
+    that whatever names a technology (a report, a version, a clearance's compartments, and any
+    table added later) keeps it from deletion without this package importing its owner."""
+    target = f"{Technology.__tablename__}.id"
+    return [fk.parent for table in Technology.metadata.tables.values() for fk in table.foreign_keys
+            if fk.target_fullname == target]
 
 
 def add(session: Session, *, code: str, name_ja: str, name_en: str, effective_from: date, actor, ip) -> Technology:
@@ -83,13 +104,7 @@ def update(session: Session, t: Technology, *, name_ja: str, name_en: str, effec
 
 def delete(session: Session, t: Technology, *, actor, ip) -> None:
     """Only an entry nothing refers to: no report, no version, no clearance compartment."""
-    from portal.access.models import clearance_compartments
-    from portal.reports.models import Report, ReportVersion
-
-    used = (session.execute(select(Report.id).where(Report.technology_id == t.id).limit(1)).first()
-            or session.execute(select(ReportVersion.id).where(ReportVersion.technology_id == t.id).limit(1)).first()
-            or session.execute(select(clearance_compartments.c.clearance_id)
-                               .where(clearance_compartments.c.technology_id == t.id).limit(1)).first())
+    used = any(session.execute(select(col).where(col == t.id).limit(1)).first() for col in _references())
     if used:
         raise ServiceError(_("This entry is used by reports or clearances and cannot be deleted. End-date it instead."),
                            reason="in_use")

@@ -12,7 +12,7 @@ from portal.auth.forms import EmptyForm
 from portal.catalogue import services
 from portal.catalogue.models import Technology
 from portal.core.forms import BaseForm, Required, strip
-from portal.core.guard import audit, guarded
+from portal.core.guard import by_id, failed, guarded
 from portal.core.service import ServiceError
 from portal.core.web import client_ip
 
@@ -55,19 +55,16 @@ def index():
         try:
             services.add(db.session(), code=form.code.data, name_ja=form.name_ja.data, name_en=form.name_en.data,
                          effective_from=form.effective_from.data, actor=current_user, ip=client_ip())
-            db.commit()
             flash(_("The entry has been added."), "success")
             return redirect(url_for("catalogue.index"))
         except ServiceError as e:
-            db.rollback()
+            failed(e, "catalogue.add")
             getattr(form, e.field or "code").errors.append(e.message)
-            audit("catalogue.add", outcome="failure", reason=e.reason)
-            db.commit()
     return _page(form, 400)
 
 
 def _entry(tech_id: int) -> Technology:
-    t = db.session().get(Technology, tech_id)
+    t = by_id(Technology, tech_id)
     if t is None:
         abort(404)
     return t
@@ -86,11 +83,10 @@ def edit(tech_id: int):
             try:
                 services.update(db.session(), t, name_ja=form.name_ja.data, name_en=form.name_en.data,
                                 effective_until=form.effective_until.data, actor=current_user, ip=client_ip())
-                db.commit()
                 flash(_("The entry has been saved."), "success")
                 return redirect(url_for("catalogue.index"))
             except ServiceError as e:
-                db.rollback()
+                failed(e, "catalogue.update", target_type="technology", target_id=t.code)
                 getattr(form, e.field or "name_ja").errors.append(e.message)
     return render_template("catalogue/edit.html", t=t, form=form, empty=EmptyForm()), status
 
@@ -103,11 +99,8 @@ def delete(tech_id: int):
         abort(400)
     try:
         services.delete(db.session(), t, actor=current_user, ip=client_ip())
-        db.commit()
         flash(_("The entry has been deleted."), "success")
     except ServiceError as e:
-        db.rollback()
-        audit("catalogue.delete", outcome="failure", reason=e.reason, target_type="technology", target_id=t.code)
-        db.commit()
+        failed(e, "catalogue.delete", target_type="technology", target_id=t.code)
         flash(e.message, "error")
     return redirect(url_for("catalogue.index"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import ClassVar
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
@@ -49,7 +50,7 @@ class Email:
 class Required:
     """Like DataRequired, with a message that names the field (GOV.UK/DADS pattern)."""
 
-    field_flags = {"required": True}
+    field_flags: ClassVar[dict[str, bool]] = {"required": True}
 
     def __init__(self, message):
         self.message = message

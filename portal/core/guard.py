@@ -1,14 +1,28 @@
-"""The web layer's bridge to the policy: every view is either ``@public`` or ``@guarded``.
+"""The one request path (DESIGN §3 rule 8; CONVENTIONS 3): load → decide → act → commit once.
 
-A denial is recorded in the audit trail (in its own small transaction, since the request
-does nothing else) and answered 404 when the object must stay unknown, 403 otherwise.
+Every view is either ``@public`` or ``@guarded``. A guarded route names the action it performs
+and how to load the object it touches from the URL; the wrapper
+
+1. loads the object (a missing or out-of-range id is a refusal like any other),
+2. asks ``decide()`` with the object's *own* labels (``policy_target()``), before any byte of
+   the request body is read (CSRF and the form are checked only after the decision; a
+   streamed upload is parsed by the view itself),
+3. refuses with 404 (conceal) or 403 and an ``access.denied`` event,
+4. runs the view, which calls a service and renders,
+5. commits once: the action and its audit events in one transaction. A refusal or a failure
+   raised by the service rolls everything back and records only the refusal or failure.
+
+Views never commit, roll back or build refusals themselves; ``failed()`` is for a view that
+renders its own error page (a form with the errors beside the fields).
 """
 from __future__ import annotations
 
+import inspect
+import logging
 from functools import wraps
-from typing import Callable
+from typing import Callable, Iterable, Iterator, Mapping
 
-from flask import abort, current_app, g, request
+from flask import abort, current_app, flash, g, redirect, request, stream_with_context, url_for
 from flask_login import current_user
 
 from portal import db
@@ -16,13 +30,17 @@ from portal.access.policy import Action, Decision, decide
 from portal.access.subject import subject_for
 from portal.audit.trail import record
 from portal.auth import principal
+from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 
+log = logging.getLogger(__name__)
 
-def public(view: Callable) -> Callable:
-    view._access = "public"  # type: ignore[attr-defined]
-    return view
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Object ids are 32-bit on PostgreSQL: a larger one names nothing (and must not reach SQL).
+MAX_ID = 2**31 - 1
 
+
+# ---------------------------------------------------------------- who is asking
 
 def current_subject():
     if not current_user.is_authenticated:
@@ -34,13 +52,16 @@ def current_subject():
     return g.subject
 
 
-def can(action: Action, obj: object = None) -> bool:
-    """For templates and menus only: never records, never aborts."""
-    return decide(current_subject(), action, obj, today=today_jst()).allowed
-
-
 def check(action: Action, obj: object = None) -> Decision:
-    return decide(current_subject(), action, obj, today=today_jst())
+    """The policy's answer for the current user (services and views deciding what to show)."""
+    target = obj.policy_target() if hasattr(obj, "policy_target") else obj
+    return decide(current_subject(), action, target, today=today_jst())
+
+
+def can(action: Action, obj: object = None) -> bool:
+    """For menus and buttons: whether to offer an action (the route decides again). Never for
+    whether content is shown: services leave out of the page what the reader may not see."""
+    return check(action, obj).allowed
 
 
 def audit(action: str, **kw) -> None:
@@ -51,55 +72,199 @@ def audit(action: str, **kw) -> None:
     record(db.session(), action, actor=actor, source_ip=request.remote_addr, **kw)
 
 
-def authorize(action: Action, obj: object = None, *, target_type: str | None = None,
-              target_id: object = None, case_ref: str | None = None) -> None:
-    decision = check(action, obj)
-    if decision.allowed:
-        return
+# ---------------------------------------------------------------- loading
+
+def by_id(model, ident, *, limit: int = MAX_ID) -> object | None:
+    """``session.get`` for an id from the URL; ids outside the column's range name nothing."""
+    if not isinstance(ident, int) or not 0 < ident <= limit:
+        return None
+    return db.session().get(model, ident)
+
+
+def _identity(obj: object) -> dict:
+    if obj is None:
+        return {}
+    ident = getattr(obj, "audit_target", None)
+    case = getattr(obj, "reference", None) or getattr(getattr(obj, "report", None), "reference", None)
+    return {"target_type": ident[0] if ident else type(obj).__name__, "target_id": ident[1] if ident else None,
+            "case_ref": case}
+
+
+# ---------------------------------------------------------------- refusals and failures
+
+def refuse(action: Action | str, reason: str, *, conceal: bool, obj: object = None, target_id: object = None):
+    """Roll back whatever was done, record the denial in its own transaction, answer 404/403."""
     s = db.session()
     s.rollback()
-    audit("access.denied", outcome="denied", reason=decision.reason,
-          target_type=target_type or (type(obj).__name__ if obj is not None else None),
-          target_id=target_id, case_ref=case_ref,
-          details={"permission": str(action), "path": request.path, "method": request.method})
+    g.pop("after_commit", None)
+    ident = _identity(obj)
+    if target_id is not None and "target_id" not in ident:
+        ident["target_id"] = target_id
+    audit("access.denied", outcome="denied", reason=reason, **ident,
+          details={"permission": str(action), "path": request.path[:200], "method": request.method})
     s.commit()
-    abort(404 if decision.conceal else 403)
+    abort(404 if conceal else 403)
 
 
-def authorize_object(action: Action, obj: object) -> None:
-    """``authorize`` for a model object: it offers the policy its labels (``policy_target``)
-    and the audit trail its identity (``audit_target``)."""
-    target = obj.policy_target() if hasattr(obj, "policy_target") else obj
-    ident = getattr(obj, "audit_target", None)
-    authorize(action, target, target_type=ident[0] if ident else type(obj).__name__,
-              target_id=ident[1] if ident else None)
+def failed(e: ServiceError, event: str, obj: object = None, **event_fields) -> None:
+    """Undo the service's work and record the failure; the request path commits the record.
+    For a view that renders its own error page instead of redirecting back."""
+    db.session().rollback()
+    g.pop("after_commit", None)
+    audit(event, outcome="failure", reason=e.reason, **{**_identity(obj), **event_fields})
 
 
-def guarded(action: Action, load: Callable[..., object] | None = None) -> Callable:
-    """Sign-in required, then the policy decides ``action`` on the object ``load`` returns
-    (given the view's URL arguments; None means 404). The view receives the object as ``obj``."""
+def discard() -> None:
+    """Nothing of this request is kept (a form with errors after a service looked at it)."""
+    db.session().rollback()
+
+
+# ---------------------------------------------------------------- the wrappers
+
+def _check_form_body() -> None:
+    """After the decision: the CSRF token and a NUL in any field (PostgreSQL refuses NUL in text)."""
+    from portal.core.security import csrf
+
+    csrf.protect()
+    if request.mimetype == "application/x-www-form-urlencoded" and any("\x00" in v for v in request.form.values()):
+        abort(400)
+
+
+def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str | None, back):
+    s = db.session()
+    try:
+        response = view(*args, **kwargs)
+    except Refused as e:
+        refuse(action, e.reason, conceal=e.conceal, obj=obj)
+    except ServiceError as e:
+        s.rollback()
+        g.pop("after_commit", None)
+        audit(event or f"{request.endpoint}", outcome="failure", reason=e.reason, **_identity(obj))
+        s.commit()
+        flash(e.message, "error")
+        return redirect(back(obj) if back is not None else _default_back(obj))
+    except BaseException:
+        s.rollback()
+        g.pop("after_commit", None)
+        raise
+    s.commit()
+    for fn in g.pop("after_commit", ()):
+        fn()
+    return response
+
+
+def after_this_request_commits(fn: Callable[[], None]) -> None:
+    """Run ``fn`` once the request's transaction has committed (removing a blob whose row is
+    gone); never when it rolls back."""
+    g.setdefault("after_commit", []).append(fn)
+
+
+def _default_back(obj) -> str:
+    report_id = getattr(obj, "report_id", None) or (getattr(obj, "id", None) if type(obj).__name__ == "Report" else None)
+    if report_id:
+        return url_for("reports.show", report_id=report_id)
+    return url_for("core.home")
+
+
+def public(view: Callable | None = None, *, body: str = "form") -> Callable:
+    """Open to anyone (sign-in, invitations, health). CSRF on every form still holds, and the
+    request still commits once."""
 
     def deco(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if request.method not in SAFE_METHODS and body == "form":
+                _check_form_body()
+            return _act(view, args, kwargs, action="public", obj=None, event=None, back=None)
+
+        wrapper._access = "public"  # type: ignore[attr-defined]
+        return wrapper
+
+    return deco(view) if view is not None else deco
+
+
+def guarded(action: Action | Mapping[str, Action], load: Callable[..., object] | None = None, *,
+            target: Callable[[object], object] | None = None, event: str | None = None,
+            back: Callable[[object], str] | None = None, body: str = "form") -> Callable:
+    """Sign-in required, then the policy decides the route's action on the object ``load``
+    returns from the URL arguments (None: 404, recorded).
+
+    ``action``: one Action, or one per HTTP method. ``target(obj)``: what the policy decides
+    on when it is not ``obj.policy_target()`` (a channel of a case, a report's working copy).
+    ``event``: the audit action recorded when the service refuses the request as asked.
+    ``back(obj)``: where such a refusal returns, its message flashed. ``body="stream"``: the
+    view parses the streamed body and checks its CSRF token itself (uploads)."""
+    actions = dict(action) if isinstance(action, Mapping) else None
+
+    def deco(view: Callable) -> Callable:
+        load_params = set(inspect.signature(load).parameters) if load is not None else set()
+        takes_all = load is not None and any(p.kind is p.VAR_KEYWORD for p in inspect.signature(load).parameters.values())
+
         @wraps(view)
         def wrapper(**kwargs):
             if not current_user.is_authenticated:
                 return current_app.login_manager.unauthorized()
+            act = actions.get(request.method, actions.get("GET")) if actions is not None else action
+            obj = None
+            if load is not None:
+                obj = load(**(kwargs if takes_all else {k: v for k, v in kwargs.items() if k in load_params}))
+                if obj is None:
+                    # A forged, stale or out-of-range id: recorded like any other denial.
+                    refuse(act, "not_found", conceal=True, target_id=str(next(iter(kwargs.values()), ""))[:40])
+                subject_of = target(obj) if target is not None else (
+                    obj.policy_target() if hasattr(obj, "policy_target") else obj)
+            else:
+                subject_of = None
+            decision = decide(current_subject(), act, subject_of, today=today_jst())
+            if not decision.allowed:
+                refuse(act, decision.reason, conceal=decision.conceal, obj=obj)
+            if request.method not in SAFE_METHODS and body == "form":
+                _check_form_body()
             if load is None:
-                authorize(action)
-                return view(**kwargs)
-            obj = load(**kwargs)
-            if obj is None:
-                # A forged or stale id: recorded like any other denial.
-                s = db.session()
-                s.rollback()
-                audit("access.denied", outcome="denied", reason="not_found",
-                      target_id=next(iter(kwargs.values()), None), details={"permission": str(action), "path": request.path, "method": request.method})
-                s.commit()
-                abort(404)
-            authorize_object(action, obj)
-            return view(obj=obj)
+                return _act(view, (), kwargs, action=act, obj=None, event=event, back=back)
+            return _act(view, (), {"obj": obj}, action=act, obj=obj, event=event, back=back)
 
-        wrapper._access = ("policy", action)  # type: ignore[attr-defined]
+        wrapper._access = ("policy", next(iter(actions.values())) if actions else action)  # type: ignore[attr-defined]
+        wrapper._actions = actions or {"*": action}  # type: ignore[attr-defined]
         return wrapper
 
     return deco
+
+
+# ---------------------------------------------------------------- streamed reads
+
+def audited_stream(chunks: Iterable[bytes], event: str, *, obj: object, integrity_errors: tuple = (),
+                   **details) -> Iterator[bytes]:
+    """The body of a download. Its event is recorded when the stream ends, in its own
+    transaction: success only when the last byte went out; a segment that failed to
+    authenticate, a missing blob or a client that went away is recorded as a failure."""
+    actor = current_user._get_current_object() if current_user.is_authenticated else None
+    ip = request.remote_addr
+    ident = _identity(obj)
+
+    def body():
+        outcome, reason = "failure", "aborted"
+        try:
+            yield from chunks
+            outcome, reason = "success", None
+        except integrity_errors:
+            reason = "integrity"
+            log.error("%s %s failed to authenticate; download aborted", ident.get("target_type"), ident.get("target_id"))
+            raise  # the server drops the connection: the client sees a truncated download
+        except GeneratorExit:
+            reason = "client_gone"
+            raise
+        except Exception:
+            reason = "error"
+            raise
+        finally:
+            try:
+                s = db.session()
+                s.rollback()
+                record(s, event, actor=actor, source_ip=ip, outcome=outcome, reason=reason, **ident,
+                       details=details or None)
+                s.commit()
+            except Exception:  # noqa: BLE001 - the response is already under way
+                log.exception("could not record the end of a download")
+
+    return stream_with_context(body())

@@ -43,25 +43,6 @@ def _parse_date(v):
         return None
 
 
-def _status_label(status: str) -> str:
-    from portal.reports.states import status_labels
-
-    return status_labels().get(status, status)
-
-
-def _unread_notifications() -> int:
-    from flask_login import current_user
-
-    from portal import db
-    from portal.auth import principal
-    from portal.dialogue.notify import unread_count
-
-    if not current_user.is_authenticated:
-        return 0
-    p = principal.of(current_user._get_current_object())
-    return p.unread_notifications if p is not None else unread_count(db.session(), current_user.id)
-
-
 def _inform_status_label(status: str) -> str:
     from flask_babel import gettext as _
 
@@ -70,25 +51,17 @@ def _inform_status_label(status: str) -> str:
     return labels.get(status, status)
 
 
-def _notification_label(kind: str) -> str:
-    from portal.dialogue.notify import SUBJECTS
-
-    ja, en = SUBJECTS.get(kind, (kind, kind))
-    return ja if str(get_locale()) == "ja" else en
-
-
 def init_app(app) -> None:
+    """The filters and globals every template may use. Those that belong to a feature (a
+    report's status labels, the notification badge) are added by that feature's own
+    ``hooks.init_app``: this package sits below the features and imports none of them."""
     app.jinja_env.filters["jdate"] = jdate
     app.jinja_env.filters["yen"] = yen
     app.jinja_env.filters["role_label"] = lambda r: (Role.parse(r).label if Role.parse(r) else r)
     app.jinja_env.filters["isodate"] = lambda v: jdate(_parse_date(v)) if v else ""
-    app.jinja_env.filters["status_label"] = _status_label
     app.jinja_env.filters["level_label"] = lambda l: (Level.parse(l).label if Level.parse(l) else l)
 
     @app.context_processor
     def _globals():
-        from portal.reports.content import FIELD_LABELS
-
-        return {"field_labels": FIELD_LABELS, "can": can, "unread_notifications": _unread_notifications,
-                "notification_label": _notification_label, "inform_status_label": _inform_status_label, "Action": Action, "settings": app.config["SETTINGS"],
-                "current_locale": str(get_locale())}
+        return {"can": can, "inform_status_label": _inform_status_label, "Action": Action,
+                "settings": app.config["SETTINGS"], "current_locale": str(get_locale())}

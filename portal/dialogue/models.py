@@ -23,6 +23,8 @@ class Message(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     body: Mapped[str] = mapped_column(Sealed("messages.body"))
     classification: Mapped[str] = mapped_column(String(16))
+    # Labels fixed when written (rule 7): the case's compartments then.
+    compartments: Mapped[str] = mapped_column(String(200), default="", server_default="")
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     is_request: Mapped[bool] = mapped_column(default=False)
     due_date: Mapped[date | None]
@@ -34,10 +36,13 @@ class Message(Base):
     def access_labels(self):
         from portal.access.policy import Labels
 
-        base = self.report.access_labels()
-        return Labels(org_id=base.org_id, classification=self.classification, compartments=base.compartments,
+        from portal.access.policy import compartment_set
+
+        report = self.report
+        return Labels(org_id=report.organisation_id, classification=self.classification,
+                      compartments=compartment_set(self.compartments) or report.case_compartments(),
                       audience="company" if self.channel == EXTERNAL else "government",
-                      internal=self.channel == INTERNAL,
+                      internal=self.channel == INTERNAL, frozen=True,
                       audience_facility_valid=self.report.organisation.facility_clearance_valid(_today()))
 
     def policy_target(self):

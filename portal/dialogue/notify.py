@@ -2,7 +2,7 @@
 something happened on which case, with a link; never the content."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
@@ -50,7 +50,13 @@ def notify(session: Session, users, report, kind: str, base_url: str) -> int:
 
 
 def unread_count(session: Session, user_id: int) -> int:
-    from sqlalchemy import func
-
     return session.execute(select(func.count()).select_from(Notification).where(
         Notification.user_id == user_id, Notification.read_at.is_(None))).scalar_one()
+
+
+def unread_column(user_id):
+    """The same count as a correlated subquery on ``user_id`` (a column of the outer statement):
+    what ``portal.auth.principal`` reads with the session on every request."""
+    return (select(func.count()).select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+            .correlate_except(Notification).scalar_subquery())

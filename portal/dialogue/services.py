@@ -3,6 +3,7 @@ only); append-only messages, classification per message, replies that quote, req
 information with a due date, read state per person."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from flask_babel import gettext as _
@@ -10,9 +11,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, lazyload
 
 from portal.access.levels import Level
-from portal.access.policy import Action, Labels, Subject, decide
+from portal.access.policy import Action, Labels, Subject, compartment_text, decide
 from portal.audit.trail import record
-from portal.core.service import ServiceError
+from portal.core.service import Refused, ServiceError
+from portal.core.timeutil import today_jst
 from portal.dialogue import notify
 from portal.dialogue.models import EXTERNAL, INTERNAL, Message, ReadMark
 from portal.reports import services as reports
@@ -20,7 +22,7 @@ from portal.reports import states as S
 from portal.reports.models import Report
 
 MAX_BODY = 20000
-OPEN_FOR_DIALOGUE = (S.SUBMITTED, S.UNDER_REVIEW, S.AWAITING, S.RETURNED)
+OPEN_FOR_DIALOGUE = S.OPEN_STATUSES  # a case takes messages until it ends
 CHANNELS = (EXTERNAL, INTERNAL)
 
 
@@ -39,6 +41,29 @@ def channel_labels(report: Report, channel: str, classification: str, today: dat
                   audience_facility_valid=report.organisation.facility_clearance_valid(today), draft=base.draft)
 
 
+@dataclass(frozen=True)
+class Channel:
+    """A case's channel as the object a route acts on: posting asks the policy about the
+    channel (its audience, METI-only or not, the case's compartments) before any body is read."""
+
+    report: Report
+    name: str
+
+    def policy_target(self) -> Labels:
+        return channel_labels(self.report, self.name, "public", today_jst())
+
+    @property
+    def audit_target(self) -> tuple[str, int]:
+        return ("report", self.report.id)
+
+
+def channel_of(session: Session, report: Report | None, name: str) -> Channel | None:
+    """Only the two registered spellings name a channel (``INTERNAL``, ``internal%00``: none)."""
+    if report is None or name not in CHANNELS:
+        return None
+    return Channel(report, name)
+
+
 def post(session: Session, report: Report, *, channel: str, body: str, classification: str,
          reply_to: int | None, due: date | None, subject: Subject, actor, today: date, ip: str | None,
          base_url: str) -> Message:
@@ -54,7 +79,7 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
         if d.reason == "write_down":
             raise ServiceError(_("A message classified %(level)s cannot be sent to the company: the company may not read it. Lower the classification or write an internal note.",
                                  level=lvl.label), field="classification", reason="write_down")
-        raise reports.Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
+        raise Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
     if report.status not in OPEN_FOR_DIALOGUE:
         raise ServiceError(_("This case is closed: no more messages can be added."), reason="case_closed")
     body = (body or "").strip()
@@ -72,6 +97,7 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
         raise ServiceError(_("Only METI can set a response due date, in the external channel."),
                            field="due_date", reason="due_not_allowed")
     msg = Message(report_id=report.id, channel=channel, author_id=actor.id, body=body, classification=lvl.value,
+                  compartments=compartment_text(report.case_compartments()),
                   reply_to_id=reply_to, is_request=due is not None, due_date=due)
     msg.report = report
     session.add(msg)
@@ -79,17 +105,22 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
     record(session, "message.post", actor=actor, source_ip=ip, target_type="message", target_id=msg.id,
            case_ref=report.reference, org_id=report.organisation_id,
            details={"channel": channel, "classification": lvl.value, "request": due is not None})
-    kind = "message"
+    moved = False  # a transition tells the other side itself (the state table's notify)
     if due is not None:
         if report.status == S.SUBMITTED:
-            reports.transition(session, report, "take", subject=subject, actor=actor, today=today, ip=ip)
+            reports.transition(session, report, "take", subject=subject, actor=actor, today=today, ip=ip,
+                               base_url=base_url)
         reports.transition(session, report, "request_info", subject=subject, actor=actor, today=today, ip=ip,
-                           comment=_("Request for information (due %(date)s)", date=due.isoformat()), due=due)
-        kind = "request"
+                           comment=_("Request for information (due %(date)s)", date=due.isoformat()), due=due,
+                           base_url=base_url)
+        moved = True
     elif is_company and report.status == S.AWAITING:
-        reports.transition(session, report, "answer", subject=subject, actor=actor, today=today, ip=ip)
-        kind = "answer"
+        reports.transition(session, report, "answer", subject=subject, actor=actor, today=today, ip=ip,
+                           base_url=base_url)
+        moved = True
     _mark(session, actor.id, report.id, channel, msg.id)
+    if moved:
+        return msg
     # Tell the other side.
     from portal.auth.models import User
 
@@ -99,7 +130,7 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
         recipients = [session.get(User, report.assignee_id)] if report.assignee_id else []
     else:
         recipients = notify.company_recipients(session, report.organisation_id)
-    notify.notify(session, recipients, report, kind, base_url)
+    notify.notify(session, recipients, report, "message", base_url)
     return msg
 
 
@@ -132,6 +163,8 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
         if not decide(subject, read_action(ch), channel_labels(report, ch, "public", today), today=today).allowed:
             continue
         msgs = [m for m in thread(session, report, ch) if decide(subject, read_action(ch), m, today=today).allowed]
+        for m in msgs:  # each file on its own labels too
+            m.files = [a for a in m.files if decide(subject, Action.ATTACHMENT_DOWNLOAD, a, today=today).allowed]
         mark_read(session, user_id, report, ch, msgs)
         out.append((ch, msgs))
     return out

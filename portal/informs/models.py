@@ -27,6 +27,9 @@ class Inform(Base):
     conditions: Mapped[str] = mapped_column(Sealed("informs.conditions"))
     internal_rationale: Mapped[str] = mapped_column(Sealed("informs.internal_rationale"))
     rationale_classification: Mapped[str] = mapped_column(String(16))
+    # The inform's own labels, fixed when drafted (rule 7); the rationale has its own level.
+    classification: Mapped[str] = mapped_column(String(16), default="restricted", server_default="restricted")
+    compartments: Mapped[str] = mapped_column(String(200), default="", server_default="")
     drafted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -52,10 +55,19 @@ class Inform(Base):
     def access_labels(self):
         from portal.access.policy import Labels
 
-        base = self.report.access_labels()
+        from portal.access.policy import compartment_set
+
+        report = self.report
         # Until it is issued an inform is METI's internal work: concealed from the company.
-        return Labels(org_id=base.org_id, classification=base.classification, compartments=base.compartments,
+        return Labels(org_id=report.organisation_id, classification=self.classification,
+                      compartments=compartment_set(self.compartments) or report.case_compartments(),
                       internal=self.status not in COMPANY_VISIBLE)
+
+    def rationale_labels(self):
+        """The internal rationale: METI-only, at its own classification, whatever the inform's."""
+        from dataclasses import replace
+
+        return replace(self.access_labels(), classification=self.rationale_classification, internal=True)
 
     def policy_target(self):
         return self.access_labels()

@@ -8,6 +8,7 @@ an approver may revoke with a reason. Two approvers acting at once yield one iss
 inform row is locked and its status re-read before anything changes."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from flask_babel import gettext as _
@@ -18,7 +19,8 @@ from portal.access.levels import Level
 from portal.access.policy import Action, Subject, decide
 from portal.attachments import services as blobs
 from portal.audit.trail import record
-from portal.core.service import ServiceError
+from portal.access.policy import compartment_text
+from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import JST
 from portal.db import utcnow
 from portal.dialogue import notify
@@ -32,8 +34,25 @@ DEFAULT_LEGAL_BASIS = "外国為替及び外国貿易法第55条の8、外国為
 EDITABLE = (DRAFT, REJECTED)
 
 
-class Refused(reports.Refused):
-    pass
+@dataclass(frozen=True)
+class InformView:
+    """An inform as one reader may see it: the parts they may not read are absent (None), so
+    no template ever decides who sees the internal rationale."""
+
+    inform: Inform
+    history: list
+    rationale: str | None
+    internal_comments: bool
+
+
+def readable(session: Session, report: Report, *, subject: Subject, today: date) -> list[InformView]:
+    out = []
+    for i in for_report(session, report):
+        if not decide(subject, Action.INFORM_VIEW, i, today=today).allowed:
+            continue
+        internal = decide(subject, Action.INTERNAL_NOTE_READ, i.rationale_labels(), today=today).allowed
+        out.append(InformView(i, history(session, i), i.internal_rationale if internal else None, internal))
+    return out
 
 
 def _ask(subject: Subject, action: Action, target, today: date) -> None:
@@ -85,10 +104,11 @@ def draft(session: Session, report: Report, *, legal_basis: str, reasons: str, c
     if any(i.status in (DRAFT, PENDING, REJECTED, ISSUED) for i in for_report(session, report)):
         raise ServiceError(_("This case already has an inform in progress or issued."), reason="inform_exists")
     lb, rs, cd, ra, lvl = _check_fields(legal_basis, reasons, conditions, internal_rationale, rationale_classification)
-    _ask(subject, Action.INTERNAL_NOTE_POST, _rationale_labels(report, lvl.value), today)
     inform = Inform(report_id=report.id, legal_basis=lb, reasons=rs, conditions=cd, internal_rationale=ra,
-                    rationale_classification=lvl.value, drafted_by_id=actor.id)
+                    rationale_classification=lvl.value, drafted_by_id=actor.id,
+                    classification=report.classification, compartments=compartment_text(report.case_compartments()))
     inform.report = report
+    _ask(subject, Action.INTERNAL_NOTE_POST, _rationale_labels(inform), today)
     session.add(inform)
     session.flush()
     _event(session, inform, actor, "draft")
@@ -97,12 +117,13 @@ def draft(session: Session, report: Report, *, legal_basis: str, reasons: str, c
     return inform
 
 
-def _rationale_labels(report: Report, classification: str):
-    from portal.access.policy import Labels
+def _rationale_labels(inform: Inform, classification: str | None = None):
+    """Where the rationale is written: METI-only, at its own level (rule 6 for the writer)."""
+    from dataclasses import replace
 
-    base = report.access_labels()
-    return Labels(org_id=base.org_id, classification=classification, compartments=base.compartments,
-                  audience="government", internal=True)
+    labels = inform.rationale_labels()
+    return replace(labels, audience="government",
+                   classification=classification or labels.classification)
 
 
 def update(session: Session, inform: Inform, *, legal_basis: str, reasons: str, conditions: str,
@@ -115,7 +136,7 @@ def update(session: Session, inform: Inform, *, legal_basis: str, reasons: str, 
     if inform.drafted_by_id != actor.id:
         raise ServiceError(_("Only the drafter edits a draft."), reason="not_drafter")
     lb, rs, cd, ra, lvl = _check_fields(legal_basis, reasons, conditions, internal_rationale, rationale_classification)
-    _ask(subject, Action.INTERNAL_NOTE_POST, _rationale_labels(inform.report, lvl.value), today)
+    _ask(subject, Action.INTERNAL_NOTE_POST, _rationale_labels(inform, lvl.value), today)
     inform.legal_basis, inform.reasons, inform.conditions = lb, rs, cd
     inform.internal_rationale, inform.rationale_classification = ra, lvl.value
     inform.updated_at = utcnow()
@@ -147,7 +168,7 @@ def _four_eyes(session: Session, inform: Inform, subject: Subject, actor, today:
     _ask(subject, action, inform, today)
     _lock(session, inform)
     if inform.drafted_by_id == actor.id:
-        raise Refused(_("You drafted this inform: another approver must decide it."), reason="four_eyes")
+        raise ServiceError(_("You drafted this inform: another approver must decide it."), reason="four_eyes")
     if inform.status != PENDING:
         raise ServiceError(_("This inform is not awaiting approval."), reason="not_pending")
 
@@ -169,7 +190,9 @@ def approve(session: Session, inform: Inform, *, comment: str | None, subject: S
     notice blob is committed by the caller after the database commit (or aborted)."""
     _four_eyes(session, inform, subject, actor, today, Action.INFORM_APPROVE)
     report = inform.report
-    reports.transition(session, report, "issue_inform", subject=subject, actor=actor, today=today, ip=ip)
+    # The state table's "issue_inform" ends the case and tells the company.
+    reports.transition(session, report, "issue_inform", subject=subject, actor=actor, today=today, ip=ip,
+                       base_url=base_url)
     inform.number = reports.next_reference(session, "INF", today.year, width=4)
     inform.status = ISSUED
     inform.decided_by_id, inform.decided_at = actor.id, utcnow()
@@ -186,7 +209,6 @@ def approve(session: Session, inform: Inform, *, comment: str | None, subject: S
     record(session, "inform.issue", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
            case_ref=report.reference, org_id=report.organisation_id,
            details={"number": inform.number, "sha256": inform.notice_sha256})
-    notify.notify(session, notify.company_recipients(session, report.organisation_id), report, "inform", base_url)
     return inform
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -8,7 +8,8 @@ from portal import db
 from portal.access.policy import Action
 from portal.attachments import services as attachments
 from portal.attachments.keys import current_keyring
-from portal.core.guard import audit, current_subject, guarded
+from crypto import DecryptionError
+from portal.core.guard import audit, audited_stream, by_id, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
@@ -21,166 +22,124 @@ bp = Blueprint("informs", __name__)
 
 
 def _load_report(report_id: int):
-    return db.session().get(Report, report_id)
+    return by_id(Report, report_id)
 
 
 def _load(inform_id: int):
-    return db.session().get(Inform, inform_id)
+    return by_id(Inform, inform_id)
 
 
-def _back(report_id: int):
-    return redirect(url_for("reports.show", report_id=report_id, _anchor="inform"))
-
-
-def _run(action: str, report_id: int, fn):
-    """Call a service; refusals are audited and explained, nothing is left half-done."""
-    try:
-        result = fn()
-        db.commit()
-        return True, result
-    except services.Refused as e:
-        db.rollback()
-        audit(f"inform.{action}", outcome="denied", reason=e.reason, target_type="report", target_id=report_id)
-        db.commit()
-        if e.conceal:
-            abort(404)
-        if e.reason == "four_eyes":
-            flash(e.message, "error")
-            return False, None
-        abort(403)
-    except ServiceError as e:
-        db.rollback()
-        audit(f"inform.{action}", outcome="failure", reason=e.reason, target_type="report", target_id=report_id)
-        db.commit()
-        flash(e.message, "error")
-        return False, None
+def _case(obj) -> str:
+    return url_for("reports.show", report_id=obj.report_id if isinstance(obj, Inform) else obj.id, _anchor="inform")
 
 
 def _common():
     return dict(subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip())
 
 
+def _invalid(message: str, reason: str = "invalid_input"):
+    """A form that did not validate: the request path records it and returns to the case."""
+    return ServiceError(message, reason=reason)
+
+
 @bp.route("/reports/<int:report_id>/informs", methods=["POST"])
-@guarded(Action.REPORT_VIEW, load=_load_report)
+@guarded(Action.INFORM_DRAFT, load=_load_report, event="inform.draft", back=_case)
 def create(obj: Report):
     form = InformForm()
     if not form.validate_on_submit():
-        flash(_("Complete the inform draft: legal basis, reasons and internal rationale."), "error")
-        return _back(obj.id)
-    ok, _r = _run("draft", obj.id, lambda: services.draft(
-        db.session(), obj, legal_basis=form.legal_basis.data, reasons=form.reasons.data,
-        conditions=form.conditions.data, internal_rationale=form.internal_rationale.data,
-        rationale_classification=form.rationale_classification.data, **_common()))
-    if ok:
-        flash(_("The inform has been drafted. Send it for approval when it is ready."), "success")
-    return _back(obj.id)
+        raise _invalid(_("Complete the inform draft: legal basis, reasons and internal rationale."))
+    services.draft(db.session(), obj, legal_basis=form.legal_basis.data, reasons=form.reasons.data,
+                   conditions=form.conditions.data, internal_rationale=form.internal_rationale.data,
+                   rationale_classification=form.rationale_classification.data, **_common())
+    flash(_("The inform has been drafted. Send it for approval when it is ready."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/informs/<int:inform_id>/edit", methods=["POST"])
-@guarded(Action.INFORM_DRAFT, load=_load)
+@guarded(Action.INFORM_DRAFT, load=_load, event="inform.edit", back=_case)
 def edit(obj: Inform):
     form = InformForm()
     if not form.validate_on_submit():
-        flash(_("Complete the inform draft: legal basis, reasons and internal rationale."), "error")
-        return _back(obj.report_id)
-    ok, _r = _run("edit", obj.report_id, lambda: services.update(
-        db.session(), obj, legal_basis=form.legal_basis.data, reasons=form.reasons.data,
-        conditions=form.conditions.data, internal_rationale=form.internal_rationale.data,
-        rationale_classification=form.rationale_classification.data, **_common()))
-    if ok:
-        flash(_("The draft has been saved."), "success")
-    return _back(obj.report_id)
+        raise _invalid(_("Complete the inform draft: legal basis, reasons and internal rationale."))
+    services.update(db.session(), obj, legal_basis=form.legal_basis.data, reasons=form.reasons.data,
+                    conditions=form.conditions.data, internal_rationale=form.internal_rationale.data,
+                    rationale_classification=form.rationale_classification.data, **_common())
+    flash(_("The draft has been saved."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/informs/<int:inform_id>/send", methods=["POST"])
-@guarded(Action.INFORM_DRAFT, load=_load)
+@guarded(Action.INFORM_DRAFT, load=_load, event="inform.send_for_approval", back=_case)
 def send(obj: Inform):
     if not DecisionForm().validate_on_submit():
         abort(400)
-    ok, _r = _run("send_for_approval", obj.report_id, lambda: services.send_for_approval(db.session(), obj, **_common()))
-    if ok:
-        flash(_("The draft has been sent for approval."), "success")
-    return _back(obj.report_id)
+    services.send_for_approval(db.session(), obj, **_common())
+    flash(_("The draft has been sent for approval."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/informs/<int:inform_id>/approve", methods=["POST"])
-@guarded(Action.INFORM_VIEW, load=_load)
+@guarded(Action.INFORM_APPROVE, load=_load, event="inform.approve", back=_case)
 def approve(obj: Inform):
     form = DecisionForm()
     if not form.validate_on_submit():
         abort(400)
     store = attachments.store_for(settings(), db.session)
     try:
-        ok, inform = _run("approve", obj.report_id, lambda: services.approve(
-            db.session(), obj, comment=form.comment.data, store=store, keyring=current_keyring(),
-            base_url=settings().base_url, **_common()))
-    except Exception:
-        # The commit failed after the notice was sealed: its blob must not outlive the rollback.
+        inform = services.approve(db.session(), obj, comment=form.comment.data, store=store, keyring=current_keyring(),
+                                  base_url=settings().base_url, **_common())
+        # The sealed notice is complete in the store before the row naming it commits.
+        inform._pending_sink.commit()
+    except BaseException:
         sink = getattr(obj, "_pending_sink", None)
         if sink is not None:
             sink.abort()
         raise
-    if not ok:
-        sink = getattr(obj, "_pending_sink", None)
-        if sink is not None:
-            sink.abort()
-        return _back(obj.report_id)
-    inform._pending_sink.commit()
     flash(_("The inform %(number)s has been issued and the company notified.", number=inform.number), "success")
-    return _back(obj.report_id)
+    return redirect(_case(obj))
 
 
 @bp.route("/informs/<int:inform_id>/reject", methods=["POST"])
-@guarded(Action.INFORM_VIEW, load=_load)
+@guarded(Action.INFORM_APPROVE, load=_load, event="inform.reject", back=_case)
 def reject(obj: Inform):
     form = DecisionForm()
     if not form.validate_on_submit():
         abort(400)
-    ok, _r = _run("reject", obj.report_id, lambda: services.reject(db.session(), obj, comment=form.comment.data,
-                                                                   **_common()))
-    if ok:
-        flash(_("The draft has been rejected and returned to the drafter."), "success")
-    return _back(obj.report_id)
+    services.reject(db.session(), obj, comment=form.comment.data, **_common())
+    flash(_("The draft has been rejected and returned to the drafter."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/informs/<int:inform_id>/acknowledge", methods=["POST"])
-@guarded(Action.INFORM_VIEW, load=_load)
+@guarded(Action.INFORM_ACKNOWLEDGE, load=_load, event="inform.acknowledge", back=_case)
 def acknowledge(obj: Inform):
     if not AckForm().validate_on_submit():
-        flash(_("Confirm that you have received the notice."), "error")
-        return _back(obj.report_id)
-    ok, _r = _run("acknowledge", obj.report_id, lambda: services.acknowledge(db.session(), obj, **_common()))
-    if ok:
-        flash(_("You have acknowledged receipt of the inform."), "success")
-    return _back(obj.report_id)
+        raise _invalid(_("Confirm that you have received the notice."))
+    services.acknowledge(db.session(), obj, **_common())
+    flash(_("You have acknowledged receipt of the inform."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/informs/<int:inform_id>/licence", methods=["POST"])
-@guarded(Action.INFORM_VIEW, load=_load)
+@guarded(Action.INFORM_ACKNOWLEDGE, load=_load, event="inform.licence_application", back=_case)
 def licence(obj: Inform):
     form = LicenceForm()
     if not form.validate_on_submit():
-        flash(_("Enter the reference of your licence application."), "error")
-        return _back(obj.report_id)
-    ok, _r = _run("licence_application", obj.report_id, lambda: services.record_licence_application(
-        db.session(), obj, form.licence_application_ref.data, **_common()))
-    if ok:
-        flash(_("The licence application reference has been recorded."), "success")
-    return _back(obj.report_id)
+        raise _invalid(_("Enter the reference of your licence application."))
+    services.record_licence_application(db.session(), obj, form.licence_application_ref.data, **_common())
+    flash(_("The licence application reference has been recorded."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/informs/<int:inform_id>/revoke", methods=["POST"])
-@guarded(Action.INFORM_VIEW, load=_load)
+@guarded(Action.INFORM_REVOKE, load=_load, event="inform.revoke", back=_case)
 def revoke(obj: Inform):
     form = RevokeForm()
     if not form.validate_on_submit():
-        flash(_("Enter the reason for the revocation."), "error")
-        return _back(obj.report_id)
-    ok, _r = _run("revoke", obj.report_id, lambda: services.revoke(db.session(), obj, reason=form.reason.data,
-                                                                   base_url=settings().base_url, **_common()))
-    if ok:
-        flash(_("The inform has been revoked and the company notified."), "success")
-    return _back(obj.report_id)
+        raise _invalid(_("Enter the reason for the revocation."))
+    services.revoke(db.session(), obj, reason=form.reason.data, base_url=settings().base_url, **_common())
+    flash(_("The inform has been revoked and the company notified."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/informs/<int:inform_id>/notice.pdf")
@@ -191,17 +150,17 @@ def notice(obj: Inform):
     lang = request.args.get("lang", "ja")
     if lang not in ("ja", "en"):
         abort(404)
-    audit("inform.notice.download", target_type="inform", target_id=obj.id, case_ref=obj.report.reference,
+    audit("inform.notice.download.start", target_type="inform", target_id=obj.id, case_ref=obj.report.reference,
           org_id=obj.report.organisation_id, details={"lang": lang})
-    db.commit()
     if lang == "ja":
         # The stored official notice: the same bytes for the company and the auditors, always.
-        body = stream_with_context(services.notice_stream(attachments.store_for(settings(), db.session),
-                                                          current_keyring(), obj))
+        body = audited_stream(services.notice_stream(attachments.store_for(settings(), db.session), current_keyring(),
+                                                     obj),
+                              "inform.notice.download", obj=obj, integrity_errors=(DecryptionError,), lang=lang)
         size = obj.notice_size
     else:
         data = services.notice_pdf(db.session(), obj, "en")
-        body, size = [data], len(data)
+        body, size = audited_stream([data], "inform.notice.download", obj=obj, lang=lang), len(data)
     resp = Response(body, mimetype="application/pdf", direct_passthrough=True)
     resp.headers["Content-Length"] = str(size)
     resp.headers["Content-Disposition"] = f'attachment; filename="{obj.number}{"" if lang == "ja" else "-en"}.pdf"'

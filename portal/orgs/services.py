@@ -43,6 +43,19 @@ def create_organisation(session: Session, *, name: str, number: str, address: st
     return org
 
 
+def organisations(session: Session) -> list[Organisation]:
+    return list(session.execute(select(Organisation).order_by(Organisation.is_government.desc(), Organisation.name)).scalars())
+
+
+def users(session: Session, *, q: str | None = None, limit: int = 200) -> list[User]:
+    """Everyone, by organisation (the admin and clearance consoles), optionally matching ``q``."""
+    stmt = select(User).order_by(User.organisation_id, User.name).limit(limit)
+    if q:
+        like = f"%{q.strip().lower()}%"
+        stmt = stmt.where(func.lower(User.email).like(like) | func.lower(User.name).like(like))
+    return list(session.execute(stmt).scalars())
+
+
 def members(session: Session, org_id: int) -> list[User]:
     return list(session.execute(select(User).where(User.organisation_id == org_id).order_by(User.name)).scalars())
 

@@ -10,7 +10,7 @@ from portal import db
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm, SetPasswordForm
 from portal.auth.models import User
-from portal.core.guard import audit, authorize_object, guarded, public
+from portal.core.guard import audit, by_id, discard, failed, guarded, public
 from portal.core.service import ServiceError
 from portal.core.web import client_ip, settings
 from portal.orgs import services
@@ -25,10 +25,9 @@ def _own_org() -> Organisation:
 
 
 @bp.route("/organisation/members")
-@guarded(Action.ACCOUNT_SELF)
-def members():
-    org = _own_org()
-    authorize_object(Action.ORG_MEMBERS_VIEW, org)
+@guarded(Action.ORG_MEMBERS_VIEW, load=_own_org)
+def members(obj: Organisation):
+    org = obj
     s = db.session()
     return render_template("orgs/members.html", org=org, members=services.members(s, org.id),
                            invitations=services.pending_invitations(s, org.id), form=InviteForm(),
@@ -36,10 +35,9 @@ def members():
 
 
 @bp.route("/organisation/members/invite", methods=["POST"])
-@guarded(Action.ACCOUNT_SELF)
-def invite():
-    org = _own_org()
-    authorize_object(Action.ORG_MEMBER_INVITE, org)
+@guarded(Action.ORG_MEMBER_INVITE, load=_own_org)
+def invite(obj: Organisation):
+    org = obj
     form = InviteForm()
     s = db.session()
     if form.validate_on_submit():
@@ -47,23 +45,19 @@ def invite():
             services.invite(s, settings(), inviter=current_user, email=form.email.data, name=form.name.data,
                             role=form.role.data, ip=client_ip(),
                             accept_url=lambda t: url_for("orgs.accept", token=t, _external=True))
-            db.commit()
             flash(_("An invitation has been sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("orgs.members"))
         except ServiceError as e:
-            db.rollback()
+            failed(e, "org.member.invite")
             getattr(form, e.field or "email").errors.append(e.message)
-            audit("org.member.invite", outcome="failure", reason=e.reason)
-            db.commit()
     else:
         audit("org.member.invite", outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)})
-        db.commit()
     return render_template("orgs/members.html", org=org, members=services.members(s, org.id),
                            invitations=services.pending_invitations(s, org.id), form=form, empty=EmptyForm()), 400
 
 
 def _load_member(user_id: int):
-    return db.session().get(User, user_id)
+    return by_id(User, user_id)
 
 
 @bp.route("/organisation/members/<int:user_id>/disable", methods=["POST"])
@@ -82,7 +76,6 @@ def _set_active(member: User, active: bool):
     if not EmptyForm().validate_on_submit():
         abort(400)
     services.set_active(db.session(), target=member, active=active, actor=current_user, ip=client_ip())
-    db.commit()
     flash(_("%(name)s can sign in again.", name=member.name) if active else
           _("%(name)s has been disabled and signed out.", name=member.name), "success")
     return redirect(url_for("orgs.members"))
@@ -101,10 +94,9 @@ def accept(token: str):
         try:
             services.accept_invitation(s, settings(), inv, form.new_password.data, form.confirm_password.data,
                                        client_ip())
-            db.commit()
             flash(_("Your account is ready. Sign in with your e-mail address and new password."), "success")
             return redirect(url_for("auth.login"))
         except ServiceError as e:
-            db.rollback()
+            discard()
             getattr(form, e.field or "new_password").errors.append(e.message)
     return render_template("orgs/accept.html", form=form, inv=inv), 400 if request.method == "POST" else 200

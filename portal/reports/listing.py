@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any, Callable
 
 from sqlalchemy import bindparam, select
 
@@ -63,16 +64,27 @@ COLUMNS = (Report.id, Report.organisation_id, Organisation.name, Report.status, 
            Report.closed_at, Report.assignee_id, _assignee.c.name, Report.paused_days, Report.awaiting_since, Report.response_due)
 
 
+# The unread-message count is the dialogue's (messages and read marks), and the dialogue
+# builds on reports, not the other way round: it hands its column builder over when the app
+# starts (portal.dialogue.hooks.init_app). Called as (user_id, channels, report_id).
+_unread_column: Callable[[Any, Any, Any], Any] | None = None
+
+
+def count_unread_with(builder: Callable[[Any, Any, Any], Any]) -> None:
+    global _unread_column
+    _unread_column = builder
+
+
 def statement(where, order, *, unread: bool = False):
     """A page of rows matching ``where``; the limit and offset are bound at execution
     (``limit``, ``offset``), and with ``unread`` each case's unread count for ``unread_user``
     in ``unread_channels``."""
     columns = COLUMNS
     if unread:
-        from portal.dialogue.services import unread_column
-
-        columns = COLUMNS + (unread_column(bindparam("unread_user"), bindparam("unread_channels", expanding=True),
-                                           Report.id),)
+        if _unread_column is None:
+            raise RuntimeError("no unread-message count: portal.dialogue.hooks.init_app has not run")
+        columns = COLUMNS + (_unread_column(bindparam("unread_user"), bindparam("unread_channels", expanding=True),
+                                            Report.id),)
     return (select(*columns)
             .join(Organisation, Organisation.id == Report.organisation_id)
             .outerjoin(Technology, Technology.id == Report.technology_id)

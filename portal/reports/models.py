@@ -50,6 +50,10 @@ class Report(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
     version_count: Mapped[int] = mapped_column(default=0)
+    # The case's compartments (rule 7): the union of the technologies of every submitted
+    # version, space-separated codes. Empty while the report was never submitted: a draft's
+    # compartment is its working technology. A company's later edit never shrinks it.
+    compartments: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # The review clock (business days on the government calendar) stops while the case
     # awaits the company: days already paused, and since when the current pause runs.
     paused_days: Mapped[int] = mapped_column(default=0)
@@ -64,12 +68,27 @@ class Report(Base):
     def draft_data(self) -> dict:
         return json.loads(self.draft or "{}")
 
+    def case_compartments(self) -> frozenset[str]:
+        from portal.access.policy import compartment_set
+
+        fixed = compartment_set(self.compartments)
+        if fixed:
+            return fixed
+        return frozenset({self.technology.code}) if self.technology else frozenset()
+
     def access_labels(self):
         from portal.access.policy import Labels
 
         return Labels(org_id=self.organisation_id, classification=self.classification,
-                      compartments=frozenset({self.technology.code}) if self.technology else frozenset(),
-                      draft=self.status == "draft")
+                      compartments=self.case_compartments(), draft=self.status == "draft")
+
+    def working_copy_labels(self):
+        """What the company writes into: its working copy, read by the company itself."""
+        from portal.access.policy import Labels
+
+        return Labels(org_id=self.organisation_id, classification=self.classification,
+                      compartments=self.case_compartments(), draft=self.status == "draft", audience="company",
+                      audience_facility_valid=self.organisation.facility_clearance_valid(_today()))
 
     def policy_target(self):
         return self.access_labels()
@@ -106,12 +125,30 @@ class ReportVersion(Base):
     number: Mapped[int]
     content: Mapped[str] = mapped_column(Sealed("report_versions.content"))
     technology_id: Mapped[int] = mapped_column(ForeignKey("technologies.id"))
+    # The version's own label, as it was submitted (rule 7); its compartment is its technology.
+    classification: Mapped[str] = mapped_column(String(16), default="restricted", server_default="restricted")
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    report: Mapped[Report] = relationship(lazy="joined")
+    technology: Mapped[Technology] = relationship(lazy="joined")
 
     @property
     def data(self) -> dict:
         return json.loads(self.content)
+
+    def access_labels(self):
+        from portal.access.policy import Labels
+
+        return Labels(org_id=self.report.organisation_id, classification=self.classification,
+                      compartments=frozenset({self.technology.code}))
+
+    def policy_target(self):
+        return self.access_labels()
+
+    @property
+    def audit_target(self) -> tuple[str, int]:
+        return ("report", self.report_id)
 
 
 class ReportEvent(Base):
@@ -149,3 +186,9 @@ class GroupACountry(Base):
     country: Mapped[str] = mapped_column(String(2), index=True)
     listed_from: Mapped[date]
     listed_until: Mapped[date | None]
+
+
+def _today():
+    from portal.core.timeutil import today_jst
+
+    return today_jst()

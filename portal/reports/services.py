@@ -13,28 +13,25 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from portal.access.levels import Level
-from portal.access.policy import Action, Subject, decide
+from portal.access.policy import Action, Subject, compartment_set, compartment_text, decide
+from portal.attachments.models import Attachment
 from portal.audit.trail import record
 from portal.auth.models import User
-from portal.calendar import business_days_between, is_business_day
+from portal.calendar import business_days_between
 from portal.catalogue.models import Technology
-from portal.core.service import ServiceError
+from portal.core.service import Refused, ServiceError
 from portal.db import utcnow
 from portal.reports import content as C
 from portal.reports import listing
 from portal.reports import states as S
 from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportTally, ReportVersion
 from portal.reports.reference_data import country_codes, currency_codes
+from portal.review import clock
 
 MAX_TEXT = 10000
 
 
-class Refused(ServiceError):
-    """A transition or action the policy or the state machine refuses."""
-
-    def __init__(self, message: str, reason: str, conceal: bool = False):
-        super().__init__(message, reason=reason)
-        self.conceal = conceal
+__all__ = ["Refused", "ServiceError"]  # Refused: the policy said no (portal.core.service)
 
 
 def _ask(subject: Subject, action: Action, report: Report, today: date) -> None:
@@ -140,11 +137,15 @@ def save_step(session: Session, report: Report, step: str, values: dict, *, subj
         raise ServiceError(_("That page does not exist."), reason="unknown_step")
     _ask(subject, Action.REPORT_EDIT, report, today)
     if report.status not in (S.DRAFT, S.RETURNED):
-        raise Refused(_("This report has been submitted and can no longer be changed."), reason="not_editable")
+        raise ServiceError(_("This report has been submitted and can no longer be changed."), reason="not_editable")
     data = report.draft_data
     findings = validate_step(session, step, values, today=today, draft=data)
     if findings.errors:
         return findings
+    if step == "technology":
+        _check_working_labels(session, report, values, subject=subject, today=today, findings=findings)
+        if findings.errors:
+            return findings
     for name in C.STEP_FIELDS[step]:
         if name in values:
             data[name] = values[name]
@@ -158,7 +159,38 @@ def save_step(session: Session, report: Report, step: str, values: dict, *, subj
     return findings
 
 
+def _check_working_labels(session: Session, report: Report, values: dict, *, subject: Subject, today: date,
+                          findings: C.Findings) -> None:
+    """The technology and classification the company chooses must be ones its user may read:
+    otherwise the report would vanish from the person who is writing it. Said beside the
+    field, never a bare 403 that loses the draft."""
+    from dataclasses import replace
+
+    tech = technology_by_code(session, values.get("technology"))
+    labels = report.working_copy_labels()
+    if tech is not None:
+        chosen = replace(labels, compartments=labels.compartments | {tech.code} if report.version_count else
+                         frozenset({tech.code}))
+        if not decide(subject, Action.REPORT_EDIT, chosen, today=today).allowed:
+            findings.errors["technology"] = _("Your clearance does not cover this technology. Choose one you are cleared for, or ask your security officer.")
+            return
+    level = values.get("classification")
+    if level in C.FILER_CLASSIFICATIONS:
+        chosen = replace(labels, classification=level)
+        d = decide(subject, Action.REPORT_EDIT, chosen, today=today)
+        if not d.allowed:
+            findings.errors["classification"] = (
+                _("Your organisation has no valid facility clearance, so it cannot file at this classification.")
+                if d.reason == "facility_clearance" else
+                _("Your clearance does not cover this classification. Choose a lower one, or ask your security officer."))
+
+
 def _apply_labels(session: Session, report: Report, data: dict) -> None:
+    """A draft's labels follow its working copy. Once a version was submitted the case's labels
+    move only at the next submission (rule 7): a returned report's edits stay in the working
+    copy, so nobody gains or loses access to METI's material before METI sees the new version."""
+    if report.version_count:
+        return
     tech = technology_by_code(session, data.get("technology"))
     if tech is not None:
         report.technology_id = tech.id
@@ -185,39 +217,42 @@ def check_for_submission(session: Session, report: Report, today: date) -> C.Fin
 
 def transition(session: Session, report: Report, name: str, *, subject: Subject, actor: User, today: date,
                ip: str | None, comment: str | None = None, due: date | None = None,
-               assignee: User | None = None) -> Report:
+               assignee: User | None = None, base_url: str | None = None) -> Report:
     t = S.TRANSITIONS.get(name)
     if t is None:
-        raise Refused(_("This action does not exist."), reason="unknown_transition")
+        raise ServiceError(_("This action does not exist."), reason="unknown_transition")
     _ask(subject, t.permission, report, today)
     # Re-read the status under a write lock so that two clicks or two people cannot both move it.
     _lock_report(session, report)
     if report.status not in t.sources:
-        raise Refused(_("This cannot be done while the report is “%(status)s”.",
-                        status=S.STATUS_LABELS.get(report.status, report.status)), reason="illegal_transition")
+        raise ServiceError(_("This cannot be done while the report is “%(status)s”.",
+                             status=S.STATUS_LABELS.get(report.status, report.status)), reason="illegal_transition")
     comment = (comment or "").strip() or None
     if t.needs_comment and not comment:
         raise ServiceError(_("Enter a reason."), field="comment", reason="comment_missing")
     if comment and len(comment) > MAX_TEXT:
         raise ServiceError(_("Enter at most %(n)d characters.", n=MAX_TEXT), field="comment", reason="too_long")
+    if t.needs_due_date and (due is None or due <= today):
+        raise ServiceError(_("Enter a response due date after today."), field="due_date", reason="bad_due_date")
     source = report.status
-    if name in ("submit", "resubmit"):
+    # The row's effects, in the table's order; nothing here names a transition.
+    if t.freezes_version:
         _freeze_version(session, report, actor=actor, today=today)
-    if name == "take":
+    if t.starts_clock:
+        report.paused_days, report.awaiting_since, report.response_due = 0, None, None
+    if t.assigns:
         report.assignee_id = (assignee or actor).id
-    if name == "request_info":
-        if due is None or due <= today:
-            raise ServiceError(_("Enter a response due date after today."), field="due_date", reason="bad_due_date")
-        report.awaiting_since = today
-        report.response_due = due
-    if report.awaiting_since is not None and t.target != S.AWAITING:
-        # The company answered (or the case ended): the paused days stop counting.
+    if report.awaiting_since is not None and (t.resumes_clock or t.ends_case):
+        # The company answered (or the case ended): the paused days are banked.
         report.paused_days += business_days_between(report.awaiting_since, today)
         report.awaiting_since = None
         report.response_due = None
-    if t.target in (S.CLOSED, S.INFORM_ISSUED, S.WITHDRAWN):
+    if t.pauses_clock:
+        report.awaiting_since = today
+        report.response_due = due if t.needs_due_date else None
+    if t.ends_case:
         report.closed_at = utcnow()
-    if name == "return":
+    if t.reopens_working_copy:
         report.draft = _latest_content(session, report)
     report.status = t.target
     report.updated_at = utcnow()
@@ -225,8 +260,29 @@ def transition(session: Session, report: Report, name: str, *, subject: Subject,
     record(session, f"report.{name}", actor=actor, source_ip=ip, target_type="report", target_id=report.id,
            org_id=report.organisation_id, case_ref=report.reference,
            details={"from": source, "to": t.target, "version": report.version_count})
+    if t.notify is not None:
+        _tell(session, report, t.notify, actor=actor, base_url=base_url)
     session.flush()
     return report
+
+
+def _tell(session: Session, report: Report, n: S.Notify, *, actor: User, base_url: str | None) -> None:
+    """The transition's notification (the table's ``notify``): never to the person who acted."""
+    from portal.dialogue import notify
+
+    if n.to == S.COMPANY:
+        users = notify.company_recipients(session, report.organisation_id)
+    else:
+        users = [session.get(User, report.assignee_id)] if report.assignee_id else []
+    users = [u for u in users if u is not None and u.id != actor.id]
+    if users:
+        notify.notify(session, users, report, n.kind, base_url or _base_url())
+
+
+def _base_url() -> str:
+    from flask import current_app, has_app_context
+
+    return current_app.config["SETTINGS"].base_url if has_app_context() else ""
 
 
 def _lock_report(session: Session, report: Report) -> None:
@@ -245,14 +301,29 @@ def _freeze_version(session: Session, report: Report, *, actor: User, today: dat
     if tech is None or not tech.in_force(today):
         raise ServiceError(_("The designated technology chosen is not in force on the filing date. Choose another."),
                            field="technology", reason="technology_not_in_force")
+    classification = data.get("classification") if data.get("classification") in C.FILER_CLASSIFICATIONS \
+        else report.classification
     if report.reference is None:
         report.reference = next_reference(session, "TTR", today.year, width=6)
     report.version_count += 1
     report.submitted_at = utcnow()
+    # Rule 7: the case now carries every version's labels (the union of compartments, the
+    # highest classification), so what was written under the earlier labels keeps its readers.
+    earlier = compartment_set(report.compartments) if report.version_count > 1 else frozenset()
+    report.compartments = compartment_text(earlier | {tech.code})
+    report.classification = max(Level(classification), Level(report.classification)).value \
+        if report.version_count > 1 else classification
     report.technology_id = tech.id
+    report.technology = tech
+    report.destination_country = data.get("destination_country")
+    report.planned_transfer_date = C.parse_date(data.get("transfer_date"))
+    report.title = (data.get("counterparty_name") or "")[:200]
     session.add(ReportVersion(report_id=report.id, number=report.version_count,
                               content=json.dumps(data, ensure_ascii=False, sort_keys=True),
-                              technology_id=tech.id, submitted_by_id=actor.id))
+                              technology_id=tech.id, classification=classification, submitted_by_id=actor.id))
+    # The working copy's files are now part of this version: frozen, never deleted.
+    session.execute(update(Attachment).where(Attachment.report_id == report.id, Attachment.message_id.is_(None),
+                                             Attachment.version.is_(None)).values(version=report.version_count))
 
 
 def next_reference(session: Session, kind: str, year: int, *, width: int) -> str:
@@ -307,16 +378,9 @@ def history(session: Session, report: Report) -> list[tuple[ReportEvent, str | N
 
 
 def next_deadline(report: Report, today: date) -> tuple[str, date] | None:
-    """What is due next, on the government calendar: for an unsent report the target filing
-    date (the business day on or before 30 days ahead of the transfer)."""
-    if report.status in (S.DRAFT, S.RETURNED) and report.planned_transfer_date:
-        d = report.planned_transfer_date - timedelta(days=C.TARGET_DAYS_BEFORE_TRANSFER)
-        while not is_business_day(d):
-            d -= timedelta(days=1)
-        return ("file_by", d)
-    if report.status in (S.SUBMITTED, S.UNDER_REVIEW, S.AWAITING) and report.planned_transfer_date:
-        return ("transfer", report.planned_transfer_date)
-    return None
+    """What the company must mind next: ("file_by" | "response" | "transfer", date), from the
+    one clock (``portal.review.clock.next_deadline``)."""
+    return clock.next_deadline(report, today)
 
 
 @dataclass

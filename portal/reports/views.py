@@ -11,7 +11,8 @@ from portal import db
 from portal.catalogue import services as catalogue
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
-from portal.core.guard import audit, current_subject, guarded
+from portal.access.policy import OrgTarget
+from portal.core.guard import audit, by_id, current_subject, discard, failed, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.templating import jdate
@@ -19,32 +20,33 @@ from portal.core.web import client_ip, settings, url_template
 from portal.reports import content as C
 from portal.reports import services, states as S
 from portal.reports.forms import STEP_FORMS, SubmitForm, WithdrawForm, to_values
-from portal.reports.models import Report
+from portal.reports.models import Report, ReportVersion
 from portal.reports.reference_data import countries, country_name, currencies
 
 bp = Blueprint("reports", __name__)
 
 
-def _load(report_id: int, **_url_args) -> Report | None:
-    return db.session().get(Report, report_id)
+def _load(report_id: int) -> Report | None:
+    return by_id(Report, report_id)
+
+
+def _load_version(report_id: int, number: int) -> ReportVersion | None:
+    report = by_id(Report, report_id)
+    if report is None or not 0 < number <= report.version_count:
+        return None
+    return services.version(db.session(), report, number)
+
+
+def _own_org():
+    return OrgTarget(current_user.organisation_id)
 
 
 def _locale() -> str:
     return str(get_locale())
 
 
-def _refused(e: services.Refused, report: Report | None):
-    db.rollback()
-    audit("access.denied" if e.reason not in ("illegal_transition", "not_editable", "unknown_transition") else "report.refused",
-          outcome="denied", reason=e.reason, target_type="report", target_id=report.id if report else None,
-          case_ref=report.reference if report else None)
-    db.commit()
-    if e.conceal:
-        abort(404)
-    if e.reason in ("illegal_transition", "not_editable"):
-        flash(e.message, "error")
-        return redirect(url_for("reports.show", report_id=report.id))
-    abort(403)
+def _case(obj) -> str:
+    return url_for("reports.show", report_id=obj.id)
 
 
 def _display(data: dict) -> dict:
@@ -118,16 +120,10 @@ def _list_rows(items, today: date) -> list[ListRow]:
 
 
 @bp.route("/reports/new", methods=["POST"])
-@guarded(Action.REPORT_LIST)
-def new():
-    if not EmptyForm().validate_on_submit():
-        abort(400)
-    try:
-        r = services.create_draft(db.session(), subject=current_subject(), actor=current_user, today=today_jst(),
-                                  ip=client_ip())
-    except services.Refused as e:
-        return _refused(e, None)
-    db.commit()
+@guarded(Action.REPORT_CREATE, load=_own_org, event="report.create", back=lambda _o: url_for("reports.index"))
+def new(obj: OrgTarget):
+    r = services.create_draft(db.session(), subject=current_subject(), actor=current_user, today=today_jst(),
+                              ip=client_ip())
     return redirect(url_for("reports.edit", report_id=r.id, step=C.STEPS[0]))
 
 
@@ -158,7 +154,7 @@ def _form_data(step: str, report: Report) -> dict:
 
 
 @bp.route("/reports/<int:report_id>/edit/<step>", methods=["GET", "POST"])
-@guarded(Action.REPORT_EDIT, load=_load)
+@guarded(Action.REPORT_EDIT, load=_load, event="report.draft.save")
 def edit(obj: Report):
     step = request.view_args["step"]
     if step not in C.STEPS:
@@ -171,13 +167,9 @@ def edit(obj: Report):
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
-                findings = services.save_step(db.session(), obj, step, to_values(step, form), subject=current_subject(),
-                                              actor=current_user, today=today_jst(), ip=client_ip())
-            except services.Refused as e:
-                return _refused(e, obj)
+            findings = services.save_step(db.session(), obj, step, to_values(step, form), subject=current_subject(),
+                                          actor=current_user, today=today_jst(), ip=client_ip())
             if not findings.errors:
-                db.commit()
                 if request.form.get("save_only"):
                     flash(_("Your draft has been saved."), "success")
                     return redirect(url_for("reports.index"))
@@ -185,7 +177,7 @@ def edit(obj: Report):
                 if request.args.get("back") == "check" or nxt >= len(C.STEPS):
                     return redirect(url_for("reports.check", report_id=obj.id))
                 return redirect(url_for("reports.edit", report_id=obj.id, step=C.STEPS[nxt]))
-            db.rollback()
+            discard()
             for name, message in findings.errors.items():
                 if hasattr(form, name):
                     getattr(form, name).errors = list(getattr(form, name).errors) + [message]
@@ -204,7 +196,7 @@ def _form_data_raw(report: Report, step: str) -> dict:
 
 
 @bp.route("/reports/<int:report_id>/check", methods=["GET", "POST"])
-@guarded(Action.REPORT_EDIT, load=_load)
+@guarded({"GET": Action.REPORT_EDIT, "POST": Action.REPORT_SUBMIT}, load=_load)
 def check(obj: Report):
     s = db.session()
     if obj.status not in (S.DRAFT, S.RETURNED):
@@ -218,18 +210,15 @@ def check(obj: Report):
     status = 200
     page_error = None
     if form.validate_on_submit():
+        name = "resubmit" if obj.status == S.RETURNED else "submit"
         try:
-            services.transition(s, obj, "resubmit" if obj.status == S.RETURNED else "submit", subject=current_subject(),
-                                actor=current_user, today=today, ip=client_ip())
-            db.commit()
+            services.transition(s, obj, name, subject=current_subject(), actor=current_user, today=today,
+                                ip=client_ip())
             return redirect(url_for("reports.done", report_id=obj.id))
-        except services.Refused as e:
-            if e.reason == "illegal_transition":
-                db.rollback()
-                return redirect(url_for("reports.done", report_id=obj.id))
-            return _refused(e, obj)
+        except services.Refused:
+            raise
         except ServiceError as e:
-            db.rollback()
+            failed(e, f"report.{name}", obj)
             page_error = e.message
             status = 400
     elif request.method == "POST":
@@ -262,17 +251,15 @@ def show(obj: Report):
     is_worker = services.decide(subject, Action.REPORT_REVIEW, obj, today=today).allowed
     from portal.informs import services as informs_service
 
-    informs = [(i, informs_service.history(s, i)) for i in informs_service.for_report(s, obj)
-               if services.decide(subject, Action.INFORM_VIEW, i, today=today).allowed]
+    informs = informs_service.readable(s, obj, subject=subject, today=today)
     audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, org_id=obj.organisation_id)
-    db.commit()
     vs = services.versions(s, obj)
     latest = vs[-1].data if vs else obj.draft_data
     from portal.review.forms import AssignForm, CloseForm, ReturnForm
     from portal.access.levels import LEVEL_LABELS, Level
 
     return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest),
-                           channels=channels, is_worker=is_worker, informs=informs, inform_forms=_inform_forms([i for i, _h in informs]),
+                           channels=channels, is_worker=is_worker, informs=informs, inform_forms=_inform_forms(informs),
                            can_draft_inform=services.decide(subject, Action.INFORM_DRAFT, obj, today=today).allowed,
                            clocks=clocks(obj, today, settings().review_target_days),
                            workers=review.case_workers(s, obj, today) if is_worker and services.decide(
@@ -289,28 +276,27 @@ def show(obj: Report):
 
 
 def _inform_forms(informs) -> dict:
+    """Forms for the inform section; a draft's edit form only for its drafter, who can read
+    its rationale (the form carries it)."""
     from portal.informs.forms import AckForm, DecisionForm, InformForm, LicenceForm, RevokeForm
 
     return {"draft": InformForm(), "decision": DecisionForm(), "ack": AckForm(), "licence": LicenceForm(),
             "revoke": RevokeForm(),
-            "edit": {i.id: InformForm(obj=i, formdata=None) for i in informs if i.status in ("draft", "rejected")}}
-
-
-def _version_or_404(report: Report, number: int):
-    v = services.version(db.session(), report, number)
-    if v is None:
-        abort(404)
-    return v
+            "edit": {v.inform.id: InformForm(obj=v.inform, formdata=None) for v in informs
+                     if v.inform.status in ("draft", "rejected") and v.rationale is not None
+                     and v.inform.drafted_by_id == current_user.id}}
 
 
 @bp.route("/reports/<int:report_id>/versions/<int:number>")
-@guarded(Action.REPORT_VIEW, load=_load)
-def show_version(obj: Report):
-    number = request.view_args["number"]
-    v = _version_or_404(obj, number)
-    audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, details={"version": number})
-    db.commit()
+@guarded(Action.REPORT_VIEW, load=_load_version)
+def show_version(obj: ReportVersion):
+    v, number = obj, obj.number
+    obj = v.report
+    audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, org_id=obj.organisation_id,
+          details={"version": number})
     prev = services.version(db.session(), obj, number - 1) if number > 1 else None
+    if prev is not None and not services.decide(current_subject(), Action.REPORT_VIEW, prev, today=today_jst()).allowed:
+        prev = None  # an earlier version under labels the reader does not hold: no comparison
     changed = C.changed_fields(prev.data, v.data) if prev else []
     return render_template("reports/version.html", report=obj, v=v, data=v.data, shown=_display(v.data),
                            prev=prev, prev_shown=_display(prev.data) if prev else None, changed=changed,
@@ -324,24 +310,18 @@ def receipt(obj: Report):
         abort(404)
     vs = services.versions(db.session(), obj)
     v = vs[-1]
+    audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, org_id=obj.organisation_id,
+          details={"version": v.number, "page": "receipt"})
     return render_template("reports/receipt.html", report=obj, v=v, data=v.data, shown=_display(v.data))
 
 
 @bp.route("/reports/<int:report_id>/withdraw", methods=["POST"])
-@guarded(Action.REPORT_WITHDRAW, load=_load)
+@guarded(Action.REPORT_WITHDRAW, load=_load, event="report.withdraw", back=_case)
 def withdraw(obj: Report):
     form = WithdrawForm()
-    if form.validate_on_submit():
-        try:
-            services.transition(db.session(), obj, "withdraw", subject=current_subject(), actor=current_user,
-                                today=today_jst(), ip=client_ip(), comment=form.comment.data)
-            db.commit()
-            flash(_("The report has been withdrawn."), "success")
-        except services.Refused as e:
-            return _refused(e, obj)
-        except ServiceError as e:
-            db.rollback()
-            flash(e.message, "error")
-    else:
-        flash(_("Enter the reason for withdrawing the report."), "error")
+    if not form.validate_on_submit():
+        raise ServiceError(_("Enter the reason for withdrawing the report."), field="comment", reason="comment_missing")
+    services.transition(db.session(), obj, "withdraw", subject=current_subject(), actor=current_user,
+                        today=today_jst(), ip=client_ip(), comment=form.comment.data)
+    flash(_("The report has been withdrawn."), "success")
     return redirect(url_for("reports.show", report_id=obj.id))

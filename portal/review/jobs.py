@@ -12,14 +12,13 @@ from sqlalchemy.orm import Session
 
 from portal.audit.trail import record
 from portal.auth.models import User
-from portal.calendar import business_days_between
 from portal.config import Settings
 from portal.db import utcnow
 from portal.dialogue import notify
 from portal.dialogue.models import JobRun
 from portal.reports import states as S
 from portal.reports.models import Report
-from portal.review.clock import clocks
+from portal.review import clock
 
 DAILY = "daily"
 
@@ -50,15 +49,15 @@ def run_daily(session: Session, settings: Settings, today: date) -> Outcome:
     awaiting = session.execute(select(Report).where(Report.status == S.AWAITING,
                                                     Report.response_due.is_not(None))).scalars().all()
     for r in awaiting:
-        left = business_days_between(today, r.response_due)
-        if 0 <= left <= settings.reminder_days:
+        if clock.reminder_due(r, today, settings.reminder_days):
             out.reminders += notify.notify(session, notify.company_recipients(session, r.organisation_id), r,
                                            "reminder", settings.base_url)
-    open_cases = session.execute(select(Report).where(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW]),
-                                                      Report.assignee_id.is_not(None))).scalars().all()
-    for r in open_cases:
-        if clocks(r, today, settings.review_target_days).overdue:
-            out.overdue += notify.notify(session, [session.get(User, r.assignee_id)], r, "overdue", settings.base_url)
+    # Running cases with an assignee that the one clock calls overdue (its SQL form).
+    late = session.execute(select(Report).where(Report.status.in_(S.CLOCK_RUNNING), Report.assignee_id.is_not(None),
+                                                clock.overdue_condition()).order_by(Report.id),
+                           clock.overdue_params(session, today, settings.review_target_days)).scalars().all()
+    for r in late:
+        out.overdue += notify.notify(session, [session.get(User, r.assignee_id)], r, "overdue", settings.base_url)
     from portal.audit import checkpoints
 
     checkpoints.make(session, checkpoints.signing_key(str(settings.audit_key_path)), "daily")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from functools import lru_cache
-from datetime import date, timedelta
+from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
@@ -15,12 +15,12 @@ from portal.access.policy import Action, Subject, decide
 from portal.auth.models import User
 from portal.catalogue.models import Technology
 from portal.core.service import ServiceError
-from portal.core.timeutil import JST
 from portal.dialogue.models import EXTERNAL, INTERNAL, Message
 from portal.reports import listing
 from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report, ReportTally
+from portal.review import clock
 from portal.review.clock import Clocks, clocks
 
 SORTS = {
@@ -63,26 +63,13 @@ class Queue:
 
 
 def _overdue_condition():
-    """A SQL approximation used only to narrow the list (bound: ``od_started_before``, the start
-    of the day a case submitted then has used its target; ``od_today``); each row's flag comes
-    from clocks()."""
-    return or_(
-        and_(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW]), Report.submitted_at < bindparam("od_started_before")),
-        and_(Report.status == S.AWAITING, Report.response_due < bindparam("od_today")),
-        and_(Report.status.in_([S.SUBMITTED, S.UNDER_REVIEW, S.AWAITING]),
-             Report.planned_transfer_date < bindparam("od_today")),
-    )
+    """Overdue, in SQL: exactly ``clocks(...).overdue`` (``portal.review.clock``; proved by
+    tests/test_one_clock.py). Bound by ``_overdue_params``."""
+    return clock.overdue_condition()
 
 
-def _overdue_params(today: date, target_days: int) -> dict:
-    approx = today - timedelta(days=int(target_days * 7 / 5))
-    return {"od_started_before": _start_of(approx), "od_today": today}
-
-
-def _start_of(d: date):
-    from datetime import datetime, time
-
-    return datetime.combine(d, time(), JST)
+def _overdue_params(session: Session, today: date, target_days: int) -> dict:
+    return clock.overdue_params(session, today, target_days)
 
 
 @lru_cache(maxsize=256)
@@ -129,7 +116,7 @@ def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: 
     elif f.assignee == "none":
         assignee = "none"
     if f.overdue:
-        params.update(_overdue_params(today, target_days))
+        params.update(_overdue_params(session, today, target_days))
     sort = f.sort if f.sort in SORTS else "submitted"
     count_stmt, page_stmt = _queue_statements(bool(status), bool(f.technology), bool(f.country), assignee,
                                               f.overdue, f.unread, sort)
@@ -183,15 +170,17 @@ def assign(session: Session, report: Report, assignee_id: int, *, subject: Subje
     if target is None:
         raise ServiceError(_("Choose a reviewer who may see this case."), field="assignee", reason="bad_assignee")
     if report.status == S.SUBMITTED:
-        reports.transition(session, report, "take", subject=subject, actor=actor, today=today, ip=ip, assignee=target)
+        # The state table's "take" tells the new assignee.
+        reports.transition(session, report, "take", subject=subject, actor=actor, today=today, ip=ip, assignee=target,
+                           base_url=base_url)
     elif report.status in (S.UNDER_REVIEW, S.AWAITING):
         report.assignee_id = target.id
+        if target.id != actor.id:
+            notify.notify(session, [target], report, "assigned", base_url)
     else:
         raise ServiceError(_("Only open cases can be assigned."), reason="illegal_transition")
     record(session, "report.assign", actor=actor, source_ip=ip, target_type="report", target_id=report.id,
            case_ref=report.reference, org_id=report.organisation_id, details={"assignee": target.id})
-    if target.id != actor.id:
-        notify.notify(session, [target], report, "assigned", base_url)
 
 
 # ------------------------------------------------------------------ dashboard
@@ -226,6 +215,6 @@ def dashboard(session: Session, subject: Subject, *, today: date, target_days: i
     durations = [clocks(r, today, target_days).review_days for r in closed]
     durations = [d for d in durations if d is not None]
     overdue = session.execute(select(func.count()).select_from(Report).where(visible, _overdue_condition()),
-                              {**params, **_overdue_params(today, target_days)}).scalar_one()
+                              {**params, **_overdue_params(session, today, target_days)}).scalar_one()
     return Dashboard(list(by_status), list(by_tech), [(c or "–", n) for c, n in by_country],
                      statistics.median(durations) if durations else None, len(durations), overdue)

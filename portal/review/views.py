@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -13,7 +12,7 @@ from portal import db
 from portal.catalogue import services as catalogue
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
-from portal.core.guard import audit, current_subject, guarded
+from portal.core.guard import by_id, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.templating import jdate
@@ -29,7 +28,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 
 
 def _load(report_id: int):
-    return db.session().get(Report, report_id)
+    return by_id(Report, report_id)
 
 
 @bp.route("/queue")
@@ -100,88 +99,58 @@ def _country_options(loc: str, selected: str | None) -> Markup:
                            if code == selected else tag for code, tag in _country_option_tags(loc))
 
 
-def _transition(report: Report, name: str, comment: str | None, due: date | None = None):
-    try:
-        reports.transition(db.session(), report, name, subject=current_subject(), actor=current_user,
-                           today=today_jst(), ip=client_ip(), comment=comment, due=due)
-        from portal.dialogue import notify
+def _case(obj: Report) -> str:
+    return url_for("reports.show", report_id=obj.id)
 
-        kind = {"return": "returned", "close": "closed"}.get(name)
-        if kind:
-            notify.notify(db.session(), notify.company_recipients(db.session(), report.organisation_id), report, kind,
-                          settings().base_url)
-        db.commit()
-        return True, None
-    except reports.Refused as e:
-        db.rollback()
-        audit("report.refused", outcome="denied", reason=e.reason, target_type="report", target_id=report.id,
-              case_ref=report.reference)
-        db.commit()
-        if e.conceal:
-            abort(404)
-        return False, e.message
-    except ServiceError as e:
-        db.rollback()
-        audit(f"report.{name}", outcome="failure", reason=e.reason, target_type="report", target_id=report.id,
-              case_ref=report.reference)
-        db.commit()
-        return False, e.message
+
+def _transition(report: Report, name: str, comment: str | None = None):
+    """A review transition; its effects (clock, notifications) come from the state table."""
+    reports.transition(db.session(), report, name, subject=current_subject(), actor=current_user, today=today_jst(),
+                       ip=client_ip(), comment=comment, base_url=settings().base_url)
 
 
 @bp.route("/cases/<int:report_id>/take", methods=["POST"])
-@guarded(Action.REPORT_REVIEW, load=_load)
+@guarded(Action.REPORT_REVIEW, load=_load, event="report.take", back=_case)
 def take(obj: Report):
     if not EmptyForm().validate_on_submit():
         abort(400)
-    ok, message = _transition(obj, "take", None)
-    flash(_("You have taken this case.") if ok else message, "success" if ok else "error")
-    return redirect(url_for("reports.show", report_id=obj.id))
+    _transition(obj, "take")
+    flash(_("You have taken this case."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/cases/<int:report_id>/assign", methods=["POST"])
-@guarded(Action.REPORT_ASSIGN, load=_load)
+@guarded(Action.REPORT_ASSIGN, load=_load, event="report.assign", back=_case)
 def assign(obj: Report):
     form = AssignForm()
     if not form.validate_on_submit():
-        flash(_("Choose a reviewer."), "error")
-        return redirect(url_for("reports.show", report_id=obj.id))
-    try:
-        services.assign(db.session(), obj, form.assignee.data, subject=current_subject(), actor=current_user,
-                        today=today_jst(), ip=client_ip(), base_url=settings().base_url)
-        db.commit()
-        flash(_("The case has been assigned."), "success")
-    except ServiceError as e:
-        db.rollback()
-        audit("report.assign", outcome="failure", reason=e.reason, target_type="report", target_id=obj.id)
-        db.commit()
-        flash(e.message, "error")
-    return redirect(url_for("reports.show", report_id=obj.id))
-
-
-def _commented(obj: Report, name: str, text: str | None, missing: str, done: str):
-    """A transition that carries the company-facing text (return, close)."""
-    if text is None:
-        flash(missing, "error")
-    else:
-        ok, message = _transition(obj, name, text)
-        flash(done if ok else message, "success" if ok else "error")
-    return redirect(url_for("reports.show", report_id=obj.id))
+        raise ServiceError(_("Choose a reviewer."), field="assignee", reason="invalid_input")
+    services.assign(db.session(), obj, form.assignee.data, subject=current_subject(), actor=current_user,
+                    today=today_jst(), ip=client_ip(), base_url=settings().base_url)
+    flash(_("The case has been assigned."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/cases/<int:report_id>/return", methods=["POST"])
-@guarded(Action.REPORT_REVIEW, load=_load)
+@guarded(Action.REPORT_REVIEW, load=_load, event="report.return", back=_case)
 def return_(obj: Report):
     form = ReturnForm()
-    return _commented(obj, "return", form.comment.data if form.validate_on_submit() else None,
-                      _("Enter what the company must correct."), _("The report has been returned for correction."))
+    if not form.validate_on_submit():
+        raise ServiceError(_("Enter what the company must correct."), field="comment", reason="comment_missing")
+    _transition(obj, "return", form.comment.data)
+    flash(_("The report has been returned for correction."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/cases/<int:report_id>/close", methods=["POST"])
-@guarded(Action.REPORT_REVIEW, load=_load)
+@guarded(Action.REPORT_REVIEW, load=_load, event="report.close", back=_case)
 def close(obj: Report):
     form = CloseForm()
-    return _commented(obj, "close", form.summary.data if form.validate_on_submit() else None,
-                      _("Enter a summary for the company."), _("The case has been closed without an inform."))
+    if not form.validate_on_submit():
+        raise ServiceError(_("Enter a summary for the company."), field="summary", reason="comment_missing")
+    _transition(obj, "close", form.summary.data)
+    flash(_("The case has been closed without an inform."), "success")
+    return redirect(_case(obj))
 
 
 @bp.route("/dashboard")

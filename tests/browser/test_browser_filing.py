@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.conftest import PASSWORD, current_code, ja
+from tests.conftest import PASSWORD, current_code
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.test_browser_filing import _sign_in
-from tests.conftest import csrf_of, sign_in
+from tests.conftest import sign_in
 from tests.reports_helpers import fill_all, new_report, submit
 
 pytestmark = pytest.mark.browser

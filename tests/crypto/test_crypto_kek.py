@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -190,7 +191,7 @@ def test_status_has_no_key_material(keyring):
     assert sum(k["active"] for k in status["keys"]) == 1
     assert status["backend"] in ("file", "memory")
     if isinstance(keyring, FileKeyring):
-        doc = json.loads(open(keyring.path).read())
+        doc = json.loads(Path(keyring.path).read_text())
         for entry in doc["keys"].values():
             assert entry["key"] not in text
     # No bytes literal (key material) in the repr. A key id may itself end in "b" before its

@@ -1,6 +1,10 @@
 """Key rotation: a new active KEK, a resumable and idempotent re-wrap of every data key
-(attachment DEKs and field data keys) without touching any ciphertext, and retirement of
-a KEK only when nothing refers to it."""
+(attachment DEKs, field data keys, inform notices' DEKs) without touching any ciphertext, and
+retirement of a KEK only when nothing refers to it.
+
+It reads every table that holds a wrapped data key, across packages (attachments, informs),
+so it sits beside ``portal.cli`` above all of them rather than inside one.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -10,12 +14,11 @@ from sqlalchemy.orm import Session
 
 from crypto import Keyring, KeyInUse
 from portal.attachments.models import Attachment, DataKey
+from portal.informs.models import Inform
 
 
 def _wrapped_columns():
     """Every (model, kek column, wrapped-key column) that holds a data key."""
-    from portal.informs.models import Inform
-
     return [(Attachment, Attachment.kek_id, Attachment.wrapped_dek), (DataKey, DataKey.kek_id, DataKey.wrapped),
             (Inform, Inform.notice_kek_id, Inform.notice_wrapped_dek)]
 

@@ -1,0 +1,88 @@
+"""labels fixed when material is written (DESIGN §3 rule 7)
+
+Revision ID: 0009
+Revises: 0008
+
+Every version, message, note, attachment and inform keeps the classification and
+compartments it was written with; a report's compartments become the union over its
+versions. Existing rows get the labels they were read under until now (the case's current
+technology and classification), which is the best knowledge there is: no row changes readers.
+
+Columns are added with ALTER TABLE ... ADD COLUMN on SQLite too (no batch rebuild), so the
+report tally triggers of 0008 stay in place.
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0009'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column('reports', sa.Column('compartments', sa.String(length=200), server_default='', nullable=False))
+    op.add_column('report_versions', sa.Column('classification', sa.String(length=16), server_default='restricted',
+                                               nullable=False))
+    op.add_column('messages', sa.Column('compartments', sa.String(length=200), server_default='', nullable=False))
+    op.add_column('attachments', sa.Column('compartments', sa.String(length=200), server_default='', nullable=False))
+    op.add_column('attachments', sa.Column('version', sa.Integer(), nullable=True))
+    op.add_column('informs', sa.Column('classification', sa.String(length=16), server_default='restricted',
+                                       nullable=False))
+    op.add_column('informs', sa.Column('compartments', sa.String(length=200), server_default='', nullable=False))
+
+    # A submitted case: the union of its versions' technologies and its current one.
+    op.execute("""
+        UPDATE reports SET compartments = (
+            SELECT t.code FROM technologies t WHERE t.id = reports.technology_id)
+        WHERE version_count > 0 AND technology_id IS NOT NULL""")
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("""
+        SELECT v.report_id, t.code FROM report_versions v JOIN technologies t ON t.id = v.technology_id
+        JOIN reports r ON r.id = v.report_id WHERE v.technology_id <> r.technology_id""")).all()
+    extra: dict[int, set[str]] = {}
+    for report_id, code in rows:
+        extra.setdefault(report_id, set()).add(code)
+    for report_id, codes in extra.items():
+        current = bind.execute(sa.text("SELECT compartments FROM reports WHERE id = :id"), {"id": report_id}).scalar()
+        union = " ".join(sorted(set((current or "").split()) | codes))
+        bind.execute(sa.text("UPDATE reports SET compartments = :c WHERE id = :id"), {"c": union, "id": report_id})
+
+    op.execute("UPDATE report_versions SET classification = "
+               "(SELECT r.classification FROM reports r WHERE r.id = report_versions.report_id)")
+    for table in ("messages", "attachments"):
+        op.execute(f"""
+            UPDATE {table} SET compartments = COALESCE((
+                SELECT CASE WHEN r.compartments <> '' THEN r.compartments ELSE t.code END
+                FROM reports r LEFT JOIN technologies t ON t.id = r.technology_id
+                WHERE r.id = {table}.report_id), '')""")
+    op.execute("""
+        UPDATE informs SET
+            classification = (SELECT r.classification FROM reports r WHERE r.id = informs.report_id),
+            compartments = COALESCE((
+                SELECT CASE WHEN r.compartments <> '' THEN r.compartments ELSE t.code END
+                FROM reports r LEFT JOIN technologies t ON t.id = r.technology_id
+                WHERE r.id = informs.report_id), '')""")
+    # A report's own files uploaded before its last submission belong to that version: frozen.
+    op.execute("""
+        UPDATE attachments SET version = (SELECT r.version_count FROM reports r WHERE r.id = attachments.report_id)
+        WHERE message_id IS NULL AND EXISTS (
+            SELECT 1 FROM reports r WHERE r.id = attachments.report_id AND r.version_count > 0
+            AND r.submitted_at IS NOT NULL AND attachments.created_at <= r.submitted_at)""")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('informs') as b:
+        b.drop_column('compartments')
+        b.drop_column('classification')
+    with op.batch_alter_table('attachments') as b:
+        b.drop_column('version')
+        b.drop_column('compartments')
+    with op.batch_alter_table('messages') as b:
+        b.drop_column('compartments')
+    with op.batch_alter_table('report_versions') as b:
+        b.drop_column('classification')
+    # reports: drop the column without a batch rebuild on SQLite (3.35+), so the tally
+    # triggers of 0008 stay.
+    op.execute("ALTER TABLE reports DROP COLUMN compartments")

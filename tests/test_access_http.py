@@ -1,0 +1,681 @@
+"""Every route, every role, every kind of object, over HTTP (issue 12, deliverable 4).
+
+For each rule of ``app.url_map`` (but ``static`` and the declared public routes), each role
+variant and each object the route can touch, the HTTP answer and its effect must match an
+ORACLE written below from DESIGN §2–§3 and the web layer's contract — never from the code:
+
+* allowed ('ok'): anything but 403, 404 or a server error (and, for a few routes, the effect);
+* refused (403/404): exactly that status, NOTHING changed in the database or the blob store,
+  and the refusal recorded in the audit trail (``access.denied`` or an event with outcome
+  ``denied``).
+
+A refused request carries a complete, valid body (the "attack": what would succeed if the
+guard were missing), so a hole shows as a status and as a change. An allowed request carries
+a body the service rejects as incomplete (the "probe") where the action would otherwise change
+the world; deletes and a few account actions run for real and are put back (``World.heal``).
+
+Besides the matrix: the decision comes before the body (refusals without a CSRF token are
+still 403/404, not 400), csi material stays off the case page of a reviewer cleared only to
+confidential, and the rule-7 scenario (a returned T01 case moved to T14 by the company).
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Callable
+
+import pytest
+
+from portal.access.policy import Action
+from tests.access_world import (DESCRIPTION, NOTE_CSI, NOTE_RESTRICTED, OBJECTS, PDF, RATIONALE_CONF, RATIONALE_CSI,
+                                REASONS, VARIANT, VARIANTS, Obj, Who, World, diff)
+from tests.reports_helpers import post_step, submit
+from tests.test_routes_guarded import EXPECTED_PUBLIC
+
+# The new action of the contract; referenced by name so the module imports before it exists.
+ATTACHMENT_DELETE = getattr(Action, "ATTACHMENT_DELETE", "attachment.delete")
+
+# ============================================================================ the oracle
+#
+# DESIGN §2 (who does what) and §3 (rules 1–8), as the web layer's contract applies them.
+
+COMPANY = frozenset({"filer", "org_admin"})
+WORKERS = frozenset({"reviewer", "approver"})
+EVERYONE = COMPANY | WORKERS | {"auditor", "security_officer", "admin"}
+RANK = {"public": 0, "restricted": 1, "confidential": 2, "csi": 3}
+
+# action -> (roles that may take it, what it is taken on)
+ACTIONS: dict[str, tuple[frozenset[str], str]] = {
+    "account.self": (EVERYONE, "self"),
+    "report.list": (COMPANY | WORKERS, "system"),
+    "report.create": (COMPANY, "org"),
+    "report.view": (COMPANY | WORKERS, "content"),
+    "report.edit": (COMPANY, "content"),
+    "report.submit": (COMPANY, "content"),
+    "report.withdraw": (COMPANY, "content"),
+    "report.review": (WORKERS, "content"),
+    "report.assign": (frozenset({"approver"}), "content"),
+    "attachment.upload": (COMPANY, "content"),  # on the report's working copy: the company's files
+    "attachment.download": (COMPANY | WORKERS, "content"),
+    "attachment.delete": (COMPANY, "content"),
+    "message.post": (COMPANY | WORKERS, "content"),
+    "note.post": (WORKERS, "content"),
+    "inform.view": (COMPANY | WORKERS, "content"),
+    "inform.draft": (WORKERS, "content"),
+    "inform.approve": (frozenset({"approver"}), "content"),
+    "inform.revoke": (frozenset({"approver"}), "content"),
+    "inform.acknowledge": (COMPANY, "content"),
+    "review.queue": (WORKERS, "system"),
+    "dashboard.view": (frozenset({"approver"}), "system"),
+    "org.members.view": (frozenset({"org_admin"}), "org"),
+    "org.members.invite": (frozenset({"org_admin"}), "org"),
+    "org.members.disable": (frozenset({"org_admin"}), "user"),
+    "users.admin": (frozenset({"admin"}), "system"),
+    "user.disable": (frozenset({"admin"}), "user"),
+    "user.role.change": (frozenset({"admin"}), "user"),
+    "outbox.read": (frozenset({"admin"}), "system"),
+    "catalogue.manage": (frozenset({"admin"}), "system"),
+    "clearances.admin": (frozenset({"security_officer"}), "system"),
+    "clearance.grant": (frozenset({"security_officer"}), "user"),
+    "clearance.revoke": (frozenset({"security_officer"}), "user"),
+    "facility.manage": (frozenset({"security_officer"}), "org"),
+    "audit.read": (frozenset({"auditor"}), "system"),
+    "audit.export": (frozenset({"auditor"}), "system"),
+}
+
+
+def expected(route: "Route", who: Who, obj: Obj) -> str | int:
+    """'ok', 403 or 404 for ``who`` doing ``route`` on ``obj``. Every variant holds a valid,
+    unexpired personal clearance (rule 3), so the level, compartments and facility decide."""
+    if route.channel is not None and route.channel not in ("external", "internal"):
+        return 404  # a channel that does not exist: nothing to decide on
+    roles, kind = ACTIONS[route.action]
+    company = who.role in COMPANY
+    if kind == "self":
+        return "ok"
+    if kind == "system":
+        return "ok" if who.role in roles else 403
+    if kind == "org":
+        org = who.org if obj.type == "none" else obj.org  # report.create, org.members.*: one's own
+        if company and org != who.org:
+            return 404  # rule 5: another organisation is never revealed
+        return "ok" if who.role in roles else 403
+    if kind == "user":
+        is_self = obj.name == "self"
+        org = who.org if is_self else obj.org
+        if company and org != who.org:
+            return 404
+        if who.role not in roles:
+            return 403
+        if is_self:
+            return 403  # nobody changes their own roles, clearance or account state
+        return "ok"
+    # Case content. The object's own labels (rule 7): a version, a file, an inform.
+    if route.channel == "internal":
+        obj = replace(obj, internal=True)  # the internal channel is METI's
+    if company and obj.org != who.org:
+        return 404  # rule 5 and no existence leak
+    if not company and obj.draft:
+        return 404  # a draft is the company's own until it is sent
+    if company and obj.internal:
+        return 404  # internal notes, their files, unissued informs: METI only
+    if who.role not in roles:
+        return 403  # rule 1; admin, security_officer, auditor: no case content at all
+    if RANK[who.level] < RANK[obj.classification]:
+        return 403  # rule 2
+    if not obj.compartments <= who.compartments:
+        return 403  # rule 4
+    if company and RANK[obj.classification] >= RANK["confidential"] and not who.facility:
+        return 403  # rule 5: facility clearance
+    if route.action == "attachment.delete" and (obj.on_message or obj.frozen):
+        return 403  # messages are append-only; a file frozen in a submitted version stays
+    if route.action == "inform.approve" and obj.drafted_by == who.name:
+        return 403  # four eyes (may be answered by a flash and a redirect)
+    return "ok"
+
+
+def four_eyes(route: "Route", who: Who, obj: Obj) -> bool:
+    return route.action == "inform.approve" and obj.drafted_by == who.name
+
+
+# ============================================================================ the routes
+
+ANY = lambda w, who, o: {}  # noqa: E731
+TODAY = date.today()
+
+
+def rid(w: World, who: Who, o: Obj) -> dict:
+    return {"report_id": w.ids[o.name]}
+
+
+def iid(w: World, who: Who, o: Obj) -> dict:
+    return {"inform_id": w.ids[o.name]}
+
+
+def aid(w: World, who: Who, o: Obj) -> dict:
+    return {"attachment_id": w.ids[o.name]}
+
+
+def uid(w: World, who: Who, o: Obj) -> dict:
+    return {"user_id": w.users[who.name].id if o.name == "self" else w.ids[o.name]}
+
+
+def oid(w: World, who: Who, o: Obj) -> dict:
+    return {"org_id": w.ids[o.name]}
+
+
+def tid(w: World, who: Who, o: Obj) -> dict:
+    return {"tech_id": w.ids[o.name]}
+
+
+INFORM_BODY = {"legal_basis": "ATTACK 外為法第55条の8", "reasons": "ATTACK reasons", "conditions": "",
+               "internal_rationale": "ATTACK rationale", "rationale_classification": "restricted"}
+TOO_LONG = {"comment": "x" * 20001}  # a DecisionForm the service never sees
+
+
+def _upload(w, who, o):
+    return {"classification": "restricted", "file": (io.BytesIO(PDF), "attack.pdf")}
+
+
+def _message(w, who, o):
+    return {"classification": "restricted", "body": "ATTACK message"}
+
+
+def _corporate_number() -> str:
+    from portal.orgs.corporate_number import check_digit
+
+    base = "987654321098"
+    return f"{check_digit(base)}{base}"
+
+
+# ---------------------------------------------------------------- effects of allowed requests
+
+def _new_draft(w: World, who: Who, o: Obj, before: dict, after: dict) -> list[str]:
+    if after["reports"][0] != before["reports"][0] + 1:
+        return ["no new report"]
+    org, status = w.q("SELECT organisation_id, status FROM reports ORDER BY id DESC LIMIT 1")[0]
+    if org != w.org_ids[who.org] or status != "draft":
+        return [f"the new report is org {org} status {status}, not a draft of the own organisation"]
+    return []
+
+
+def _deleted(w: World, who: Who, o: Obj, before: dict, after: dict) -> list[str]:
+    att = w.ids[o.name]
+    cols, rows = w._snap["attachments"]
+    key = rows[att][cols.index("blob_key")]
+    out = []
+    if w.scalar("SELECT count(*) FROM attachments WHERE id = :i", i=att):
+        out.append("the attachment is still there")
+    if any(p.name == key for p in w.blob_dir.rglob(key)):
+        out.append("its blob is still there")
+    return out
+
+
+def _disabled(w: World, who: Who, o: Obj, before: dict, after: dict) -> list[str]:
+    active = w.scalar("SELECT active FROM users WHERE id = :i", i=w.ids[o.name])
+    return [] if not active else ["the member is still active"]
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: str
+    method: str
+    action: str
+    objects: tuple[str, ...]
+    args: Callable = ANY
+    attack: Callable = ANY  # the body of a refused request: complete and valid
+    probe: Callable | None = None  # the body of an allowed request (None: the attack's)
+    multipart: bool = False
+    channel: str | None = None
+    effect: Callable | None = None
+    extra_args: tuple = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.endpoint} {self.method}" + (f" [{self.channel!r}]" if self.channel else "")
+
+
+REPORTS = ("report_draft", "report_review", "report_returned", "report_confidential", "report_other_org",
+           "report_no_facility_restricted", "report_no_facility_confidential")
+SENT_REPORTS = REPORTS[1:]
+VERSIONS = tuple("version_" + r[len("report_"):] for r in SENT_REPORTS)
+ATTACHMENTS = ("att_draft", "att_frozen", "att_working", "att_meti_external", "att_internal_note", "att_internal_csi",
+               "att_other_org", "att_no_facility_confidential")
+INFORMS = ("inform_issued", "inform_draft", "inform_csi_rationale", "inform_own_pending", "inform_other_org")
+ISSUED = ("inform_issued", "inform_other_org")
+USERS = ("member", "member_other_org", "self")
+NONE = ("none",)
+
+R = Route
+ROUTES: list[Route] = [
+    # ---------------------------------------------------------------- reports
+    R("reports.index", "GET", "report.list", NONE),
+    R("reports.new", "POST", "report.create", NONE, effect=_new_draft),
+    R("reports.show", "GET", "report.view", REPORTS, rid),
+    R("reports.done", "GET", "report.view", REPORTS, rid),
+    R("reports.receipt", "GET", "report.view", SENT_REPORTS, rid),  # a draft has no receipt
+    R("reports.show_version", "GET", "report.view", VERSIONS, lambda w, who, o: {
+        "report_id": w.ids[o.name], "number": 1}),
+    R("reports.edit", "GET", "report.edit", REPORTS, lambda w, who, o: {**rid(w, who, o), "step": "technology"}),
+    R("reports.edit", "POST", "report.edit", REPORTS, lambda w, who, o: {**rid(w, who, o), "step": "technology"},
+      attack=lambda w, who, o: {"technology": "T14", "description": "ATTACK", "transfer_form": "licensing",
+                                "classification": "public"}, probe=ANY),
+    R("reports.check", "GET", "report.edit", REPORTS, rid),
+    R("reports.check", "POST", "report.submit", REPORTS, rid, attack=lambda w, who, o: {"attest": "y"}, probe=ANY),
+    R("reports.withdraw", "POST", "report.withdraw", REPORTS, rid, attack=lambda w, who, o: {"comment": "ATTACK"},
+      probe=ANY),
+    # ---------------------------------------------------------------- attachments
+    R("attachments.index", "GET", "report.view", REPORTS, rid),
+    R("attachments.upload", "POST", "attachment.upload", REPORTS, rid, attack=_upload,
+      probe=lambda w, who, o: {"classification": "restricted"}, multipart=True),
+    R("attachments.download", "GET", "attachment.download", ATTACHMENTS, aid),
+    R("attachments.delete", "POST", "attachment.delete", ATTACHMENTS, aid, effect=_deleted),
+    # ---------------------------------------------------------------- dialogue
+    *[R("dialogue.post", "POST", "note.post" if ch == "internal" else "message.post",
+        REPORTS if ch in ("external", "internal") else ("report_review", "report_other_org", "report_draft"),
+        lambda w, who, o, ch=ch: {**rid(w, who, o), "channel": ch}, attack=_message,
+        probe=lambda w, who, o: {"classification": "restricted", "body": ""}, multipart=True, channel=ch)
+      for ch in ("external", "internal", "INTERNAL", "internal\x00", "foo")],
+    R("dialogue.notifications", "GET", "account.self", NONE),
+    # ---------------------------------------------------------------- informs
+    R("informs.create", "POST", "inform.draft", REPORTS, rid, attack=lambda w, who, o: INFORM_BODY, probe=ANY),
+    R("informs.edit", "POST", "inform.draft", INFORMS, iid, attack=lambda w, who, o: INFORM_BODY, probe=ANY),
+    R("informs.send", "POST", "inform.draft", INFORMS, iid, probe=lambda w, who, o: TOO_LONG),
+    R("informs.approve", "POST", "inform.approve", INFORMS, iid, attack=lambda w, who, o: {"comment": "ATTACK"},
+      probe=lambda w, who, o: TOO_LONG),
+    R("informs.reject", "POST", "inform.approve", INFORMS, iid, attack=lambda w, who, o: {"comment": "ATTACK"},
+      probe=lambda w, who, o: TOO_LONG),
+    R("informs.revoke", "POST", "inform.revoke", INFORMS, iid, attack=lambda w, who, o: {"reason": "ATTACK"}, probe=ANY),
+    R("informs.acknowledge", "POST", "inform.acknowledge", INFORMS, iid, attack=lambda w, who, o: {"confirm": "y"},
+      probe=ANY),
+    R("informs.licence", "POST", "inform.acknowledge", INFORMS, iid,
+      attack=lambda w, who, o: {"licence_application_ref": "ATTACK-1"}, probe=ANY),
+    R("informs.notice", "GET", "inform.view", ISSUED, iid),  # only an issued inform has a notice
+    # ---------------------------------------------------------------- review
+    R("review.queue", "GET", "review.queue", NONE),
+    R("review.dashboard", "GET", "dashboard.view", NONE),
+    R("review.take", "POST", "report.review", REPORTS, rid),  # every sent case is already under review
+    R("review.return_", "POST", "report.review", REPORTS, rid, attack=lambda w, who, o: {"comment": "ATTACK"},
+      probe=ANY),
+    R("review.close", "POST", "report.review", REPORTS, rid, attack=lambda w, who, o: {"summary": "ATTACK"},
+      probe=ANY),
+    R("review.assign", "POST", "report.assign", REPORTS, rid,
+      attack=lambda w, who, o: {"assignee": str(w.users["drafter"].id)}, probe=ANY),
+    # ---------------------------------------------------------------- a company's own administration
+    R("orgs.members", "GET", "org.members.view", NONE),
+    R("orgs.invite", "POST", "org.members.invite", NONE,
+      attack=lambda w, who, o: {"email": "attack-invite@example.jp", "name": "Attack", "role": "filer"}, probe=ANY),
+    R("orgs.disable", "POST", "org.members.disable", USERS, uid, effect=_disabled),
+    R("orgs.enable", "POST", "org.members.disable", USERS, uid),
+    # ---------------------------------------------------------------- system administration
+    R("admin.users", "GET", "users.admin", NONE),
+    R("admin.user", "GET", "users.admin", USERS, uid),
+    R("admin.invite", "POST", "users.admin", NONE, attack=lambda w, who, o: {
+        "organisation_id": str(w.org_ids["A"]), "email": "attack-admin@example.jp", "name": "Attack", "role": "filer"},
+      probe=ANY),
+    R("admin.organisations", "GET", "users.admin", NONE),
+    R("admin.organisations", "POST", "users.admin", NONE, attack=lambda w, who, o: {
+        "name": "Attack Org", "corporate_number": _corporate_number(), "address": "東京都"}, probe=ANY),
+    R("admin.change_role", "POST", "user.role.change", USERS, uid, attack=lambda w, who, o: {"role": "admin"},
+      probe=lambda w, who, o: {"role": ""}),
+    R("admin.disable", "POST", "user.disable", USERS, uid, effect=_disabled),
+    R("admin.enable", "POST", "user.disable", USERS, uid),
+    R("admin.outbox_view", "GET", "outbox.read", NONE),
+    R("catalogue.index", "GET", "catalogue.manage", NONE),
+    R("catalogue.index", "POST", "catalogue.manage", NONE, attack=lambda w, who, o: {
+        "code": "T99", "name_ja": "攻撃", "name_en": "Attack", "effective_from": TODAY.isoformat()}, probe=ANY),
+    R("catalogue.edit", "GET", "catalogue.manage", ("tech_unused",), tid),
+    R("catalogue.edit", "POST", "catalogue.manage", ("tech_unused",), tid,
+      attack=lambda w, who, o: {"name_ja": "攻撃", "name_en": "Attack", "effective_until": ""}, probe=ANY),
+    R("catalogue.delete", "POST", "catalogue.manage", ("tech_in_use",), tid),  # in use: never actually removed
+    # ---------------------------------------------------------------- security officers
+    R("access.clearances", "GET", "clearances.admin", NONE),
+    R("access.user", "GET", "clearances.admin", USERS, uid),
+    R("access.grant", "POST", "clearance.grant", USERS, uid, attack=lambda w, who, o: {
+        "level": "csi", "compartments": ["T01", "T14"], "expires_on": (TODAY + timedelta(days=100)).isoformat(),
+        "reason": "ATTACK"}, probe=ANY),
+    R("access.revoke", "POST", "clearance.revoke", USERS, uid, attack=lambda w, who, o: {"reason": "ATTACK"},
+      probe=ANY),
+    R("access.facility", "GET", "clearances.admin", ("org_own", "org_no_facility"), oid),
+    R("access.facility", "POST", "facility.manage", ("org_own", "org_no_facility"), oid, attack=lambda w, who, o: {
+        "valid_from": (TODAY - timedelta(days=5)).isoformat(), "valid_until": (TODAY + timedelta(days=50)).isoformat()},
+      probe=lambda w, who, o: {"valid_from": "not a date"}),
+    # ---------------------------------------------------------------- auditors
+    R("audit.events", "GET", "audit.read", NONE),
+    R("audit.event", "GET", "audit.read", NONE, lambda w, who, o: {"seq": w.extra["audit_seq"]}),
+    R("audit.export", "GET", "audit.export", NONE),
+    R("audit.checkpoints_list", "GET", "audit.read", NONE),
+    R("audit.checkpoint_file", "GET", "audit.read", NONE, lambda w, who, o: {"cp_id": w.extra["checkpoint_id"]}),
+    R("audit.public_key", "GET", "audit.read", NONE),
+    # ---------------------------------------------------------------- one's own account
+    R("auth.account", "GET", "account.self", NONE),
+    R("auth.change_password", "POST", "account.self", NONE),
+    R("auth.disable_2fa", "POST", "account.self", NONE),
+    R("auth.new_recovery_codes", "POST", "account.self", NONE),
+]
+
+CELLS = [(r, who, OBJECTS[o]) for r in ROUTES for who in VARIANTS for o in r.objects]
+
+
+def _before_body_cells(route: Route) -> list[tuple[Who, Obj]]:
+    """The cells sent without a CSRF token: every cell of a streamed route; for the others,
+    per role, the first object the oracle answers 403 and the first it answers 404."""
+    out = []
+    for who in VARIANTS:
+        seen = set()
+        for name in route.objects:
+            obj = OBJECTS[name]
+            want = expected(route, who, obj)
+            if four_eyes(route, who, obj):
+                continue
+            if route.multipart or (want in (403, 404) and want not in seen):
+                seen.add(want)
+                out.append((who, obj))
+    return out
+
+
+BEFORE_BODY = [r for r in ROUTES if r.method == "POST" and
+               any(expected(r, who, obj) in (403, 404) for who, obj in _before_body_cells(r))]
+
+
+# ============================================================================ running a cell
+
+@pytest.fixture(scope="module")
+def world(base_app, tmp_path_factory):
+    from tests.conftest import _clean
+
+    engine = base_app.extensions["db_engine"]
+    settings = base_app.config["SETTINGS"]
+    saved = (settings.blob_store, settings.blob_dir, settings.https)
+    blob_dir = tmp_path_factory.mktemp("access-blobs")
+    settings.blob_store, settings.blob_dir, settings.https = "directory", blob_dir, False
+    _clean(engine)
+    try:
+        w = World(base_app, blob_dir).build()
+        techs = set(w._snap["technologies"][1])
+        yield w
+    finally:
+        _clean(engine)
+        import sqlalchemy as sa
+
+        if "techs" in locals():
+            with engine.begin() as c:  # a catalogue entry an attack may have added
+                for t in c.execute(sa.text("SELECT id FROM technologies")).scalars().all():
+                    if t not in techs:
+                        c.execute(sa.text("DELETE FROM technologies WHERE id = :i"), {"i": t})
+        settings.blob_store, settings.blob_dir, settings.https = saved
+
+
+def url_of(w: World, route: Route, who: Who, obj: Obj) -> str:
+    values = route.args(w, who, obj)
+    return w.app.url_map.bind("localhost").build(route.endpoint, values, method=route.method)
+
+
+def request(w: World, route: Route, who: Who, obj: Obj, want, *, csrf: bool = True):
+    client = w.clients[who.name]
+    url = url_of(w, route, who, obj)
+    if route.method == "GET":
+        return client.get(url)
+    refused = want in (403, 404)
+    body = dict((route.attack if refused or route.probe is None else route.probe)(w, who, obj))
+    if csrf:
+        body["csrf_token"] = w.token(who.name)
+    if route.multipart:
+        return client.post(url, data=body, content_type="multipart/form-data")
+    return client.post(url, data=body)
+
+
+def run_cell(w: World, route: Route, who: Who, obj: Obj, *, csrf: bool = True) -> list[str]:
+    want = expected(route, who, obj)
+    before = w.baseline
+    seq = w.audit_head()
+    resp = request(w, route, who, obj, want, csrf=csrf)
+    status = resp.status_code
+    resp.get_data()  # read a streamed body to its end before the next request
+    resp.close()
+    after = w.fingerprint()
+    problems = []
+    if want in (403, 404):
+        if four_eyes(route, who, obj):
+            if status not in (403, 302):
+                problems.append(f"{status} (expected the four-eyes refusal: 403, or a flash and a redirect)")
+        elif status != want:
+            problems.append(f"{status} (expected {want})")
+        if after != before:
+            problems.append(f"the refusal changed {diff(before, after)}")
+        if not w.denials_since(seq):
+            problems.append("no access.denied / outcome=denied event")
+    else:
+        if status in (403, 404) or status >= 500:
+            problems.append(f"{status} (expected allowed)")
+        elif route.effect is not None:
+            problems += route.effect(w, who, obj, before, after)
+    if after != before:
+        w.heal()
+    return [f"{route.key} | {who.name} | {obj.name}: {p}" for p in problems]
+
+
+def _report(failures: list[str], n: int) -> str:
+    return f"{len(failures)} of {n} cells wrong:\n" + "\n".join(failures)
+
+
+# ============================================================================ the tests
+
+@pytest.mark.parametrize("route", ROUTES, ids=[r.key for r in ROUTES])
+def test_route_answers_every_role_on_every_object(world, route):
+    failures, n = [], 0
+    for who in VARIANTS:
+        for name in route.objects:
+            failures += run_cell(world, route, who, OBJECTS[name])
+            n += 1
+    assert not failures, _report(failures, n)
+
+
+@pytest.mark.parametrize("route", BEFORE_BODY, ids=[r.key for r in BEFORE_BODY])
+def test_refusal_comes_before_the_body(world, route):
+    """Rule 8: the route decides before it reads the body, so a refused request without a CSRF
+    token (or with a streamed body nobody should parse) is still 403/404, not a 400 or a
+    redirect from a check of the body; nothing changes and the refusal is recorded. Allowed
+    streamed requests without a token are refused by the body check, never 403/404."""
+    cells = _before_body_cells(route)
+    failures = []
+    for who, obj in cells:
+        failures += run_cell(world, route, who, obj, csrf=False)
+    assert not failures, _report(failures, len(cells))
+
+
+def test_every_route_is_in_the_matrix(base_app):
+    have = {(r.endpoint, r.method) for r in ROUTES}
+    want = set()
+    for rule in base_app.url_map.iter_rules():
+        if rule.endpoint == "static" or rule.endpoint in EXPECTED_PUBLIC:
+            continue
+        for m in rule.methods - {"HEAD", "OPTIONS"}:
+            want.add((rule.endpoint, m))
+    assert not want - have, f"routes with no row in the matrix: {sorted(want - have)}"
+    assert not have - want, f"rows for routes that no longer exist: {sorted(have - want)}"
+
+
+def _declared(marker) -> set[str]:
+    found = set()
+    if isinstance(marker, Action):
+        found.add(str(marker))
+    elif isinstance(marker, dict):
+        for v in marker.values():
+            found |= _declared(v)
+    elif isinstance(marker, (tuple, list, set, frozenset)):
+        for v in marker:
+            found |= _declared(v)
+    return found
+
+
+def test_routes_declare_the_action_they_perform(base_app):
+    """Rule 8, read from the route markers: a route is guarded by the action it performs
+    (posting asks message.post, deleting a file attachment.delete, approving inform.approve),
+    not by a weaker one it happens to need too."""
+    contract: dict[str, set[str]] = {}
+    for r in ROUTES:
+        contract.setdefault(r.endpoint, set()).add(r.action)
+    wrong = []
+    for rule in base_app.url_map.iter_rules():
+        if rule.endpoint == "static" or rule.endpoint in EXPECTED_PUBLIC or rule.endpoint not in contract:
+            continue
+        marker = getattr(base_app.view_functions[rule.endpoint], "_access", None)
+        declared = _declared(marker)
+        if not declared or not declared <= contract[rule.endpoint]:
+            wrong.append(f"{rule.endpoint}: declares {sorted(declared) or marker!r}, "
+                         f"the contract says {sorted(contract[rule.endpoint])}")
+    assert not wrong, "\n".join(sorted(set(wrong)))
+
+
+def test_the_oracle_is_not_vacuous():
+    """The table allows, forbids and conceals, for every role; and it says what DESIGN says in
+    the cases the issue names."""
+    seen = {"ok": 0, 403: 0, 404: 0}
+    by_role: dict[str, set] = {}
+    for route, who, obj in CELLS:
+        e = expected(route, who, obj)
+        seen[e] += 1
+        by_role.setdefault(who.role, set()).add(e)
+    assert all(n > 100 for n in seen.values()), seen
+    assert all(len(v) >= 2 for v in by_role.values()), by_role
+    route = {r.key: r for r in ROUTES}
+    O = lambda name: Obj(name, "attachment", "A", "restricted")  # noqa: E731
+    delete = route["attachments.delete POST"]
+    assert expected(delete, VARIANT["filer"], replace(O("x"), on_message=True, uploaded_by="meti")) == 403
+    assert expected(delete, VARIANT["filer"], replace(O("x"), on_message=True, internal=True)) == 404
+    assert expected(delete, VARIANT["filer"], O("x")) == "ok"
+    assert expected(delete, VARIANT["reviewer_csi"], O("x")) == 403
+    show = route["reports.show GET"]
+    for role in ("admin", "security_officer", "auditor"):
+        assert expected(show, VARIANT[role], Obj("r", "report", "A")) == 403
+        assert expected(show, VARIANT[role], Obj("r", "report", "A", draft=True)) == 404
+    assert expected(show, VARIANT["filer_other_org"], Obj("r", "report", "A")) == 404
+    assert expected(show, VARIANT["reviewer_no_T01"], Obj("r", "report", "A")) == 403
+    assert expected(show, VARIANT["reviewer_confidential"], Obj("r", "report", "A", "csi")) == 403
+    assert expected(show, VARIANT["filer_no_facility"], Obj("r", "report", "N", "confidential")) == 403
+    assert expected(show, VARIANT["filer_no_facility"], Obj("r", "report", "N", "restricted")) == "ok"
+    internal = route["dialogue.post POST ['internal']"]
+    assert expected(internal, VARIANT["filer"], Obj("r", "report", "A")) == 404
+    assert expected(internal, VARIANT["reviewer_csi"], Obj("r", "report", "A")) == "ok"
+    assert expected(route["dialogue.post POST ['foo']"], VARIANT["reviewer_csi"], Obj("r", "report", "A")) == 404
+
+
+def test_matrix_size():
+    """The size of the matrix, for the record (printed with -s)."""
+    print(f"\nHTTP access matrix: {len(ROUTES)} route rows ({len({r.endpoint for r in ROUTES})} endpoints) × "
+          f"{len(VARIANTS)} role variants × their objects = {len(CELLS)} cells")
+    assert len(CELLS) > 1500
+
+
+# ---------------------------------------------------------------- what a page may show
+
+def _page(world, who: str, url: str) -> str:
+    resp = world.clients[who].get(url)
+    assert resp.status_code == 200, (who, url, resp.status_code)
+    return resp.get_data(as_text=True)
+
+
+def test_csi_note_stays_off_the_case_page_of_a_confidential_reviewer(world):
+    url = f"/reports/{world.ids['report_review']}"
+    cleared = _page(world, "reviewer_csi", url)
+    assert NOTE_CSI in cleared and NOTE_RESTRICTED in cleared  # the check can fail
+    page = _page(world, "reviewer_confidential", url)
+    assert DESCRIPTION in page and NOTE_RESTRICTED in page, "the rest of the case page is shown"
+    assert NOTE_CSI not in page, "a csi internal note on the page of a reviewer cleared to confidential"
+    assert "csi-assessment.pdf" not in page, "the csi note's file is listed"
+    company = _page(world, "filer", url)
+    assert DESCRIPTION in company and NOTE_RESTRICTED not in company and NOTE_CSI not in company
+
+
+def test_csi_rationale_stays_off_the_case_page_of_a_confidential_reviewer(world):
+    url = f"/reports/{world.extra['inform_reports']['inform_csi_rationale']}"
+    cleared = _page(world, "approver", url)
+    assert RATIONALE_CSI in cleared and REASONS in cleared  # the check can fail
+    page = _page(world, "reviewer_confidential", url)
+    assert REASONS in page, "the inform itself is shown"
+    assert RATIONALE_CSI not in page, "a csi internal rationale on the page of a reviewer cleared to confidential"
+
+
+def test_the_company_never_sees_the_internal_rationale(world):
+    url = f"/reports/{world.extra['inform_reports']['inform_issued']}"
+    assert RATIONALE_CONF in _page(world, "reviewer_confidential", url)
+    page = _page(world, "filer", url)
+    assert REASONS in page and RATIONALE_CONF not in page
+
+
+# ---------------------------------------------------------------- rule 7
+
+def test_a_company_edit_of_a_returned_case_never_moves_meti_material(world):
+    """DESIGN §3 rule 7: the filer moves a returned T01 case to T14 on the technology step.
+    Until the company resubmits, the case stays T01: a reviewer cleared for T14 only is
+    refused the case, its v1 and its internal note's file; the T01 reviewer keeps them. After
+    resubmission the case is T01 ∪ T14, and v1 and the note's file stay T01."""
+    w = world
+    c = w.clients["filer"]
+    from tests.reports_helpers import fill_all, new_report
+
+    r7 = new_report(c)
+    fill_all(c, r7, {"technology": {"description": DESCRIPTION}})
+    assert submit(c, r7).status_code == 302
+    w.take(r7)
+    _, att = w.message("drafter", r7, "internal", "T01 の内部評価", file="t01-assessment.pdf")
+    w.transition("drafter", r7, "return", {"comment": "技術の説明を補足してください。"}, "returned")
+    w.snapshot()
+    try:
+        problems = _rule7(w, c, r7, att)
+    finally:
+        w.snapshot()  # the matrix's baseline now includes this case
+    assert not problems, "\n".join(problems)
+
+
+def _rule7(w: World, c, r7: int, att: int) -> list[str]:
+    urls = {"case": f"/reports/{r7}", "v1": f"/reports/{r7}/versions/1", "note file": f"/attachments/{att}"}
+
+    def answers(who: str, which=urls) -> dict[str, int]:
+        out = {}
+        for k, u in which.items():
+            resp = w.clients[who].get(u)
+            resp.get_data()
+            resp.close()
+            out[k] = resp.status_code
+        return out
+
+    problems = []
+    got = answers("reviewer_no_T01")
+    if got != {"case": 403, "v1": 403, "note file": 403}:
+        problems.append(f"before any edit, the T14-only reviewer gets {got}")
+    got = answers("reviewer_csi")
+    if got != {"case": 200, "v1": 200, "note file": 200}:
+        problems.append(f"before any edit, the T01 reviewer gets {got}")
+
+    resp = post_step(c, r7, "technology", {"technology": "T14", "description": DESCRIPTION + " (T14)",
+                                           "transfer_form": "licensing", "classification": "restricted"})
+    assert resp.status_code == 302, resp.status_code
+    seq = w.audit_head()
+    got = answers("reviewer_no_T01")
+    if got != {"case": 403, "v1": 403, "note file": 403}:
+        problems.append(f"after the edit, the T14-only reviewer gets {got}: T01 material moved to T14 readers")
+    if len(w.denials_since(seq)) < sum(1 for v in got.values() if v in (403, 404)):
+        problems.append("a refusal was not recorded")
+    got = answers("reviewer_csi")
+    if got != {"case": 200, "v1": 200, "note file": 200}:
+        problems.append(f"after the edit, the T01 reviewer gets {got}: they keep the case until it is resubmitted")
+
+    page = w.clients["filer"].get(f"/reports/{r7}/check").get_data(as_text=True)
+    from tests.conftest import csrf_of
+
+    resp = c.post(f"/reports/{r7}/check", data={"attest": "y", "csrf_token": csrf_of(page)})
+    if not (resp.status_code == 302 and w.status(r7) == "submitted"):
+        return problems + [f"the company could not resubmit: {resp.status_code}, {w.status(r7)}"]
+    v2 = {**urls, "v2": f"/reports/{r7}/versions/2"}
+    got = answers("reviewer_no_T01", v2)
+    if got != {"case": 403, "v1": 403, "note file": 403, "v2": 200}:
+        problems.append(f"after resubmission, the T14-only reviewer gets {got} "
+                        "(expected: case 403 (T01 ∪ T14), v1 403, note file 403, v2 200)")
+    got = answers("reviewer_csi", v2)
+    if got != {"case": 403, "v1": 200, "note file": 200, "v2": 403}:
+        problems.append(f"after resubmission, the T01-only reviewer gets {got} "
+                        "(expected: case 403 (T01 ∪ T14), v1 200, note file 200, v2 403)")
+    return problems
