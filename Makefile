@@ -25,10 +25,13 @@ run: setup
 	PORT=$(PORT) $(BIN)/portal serve --port $(PORT)
 
 # The architecture (import-linter contracts), ruff and mypy, all configured in pyproject.toml.
+# All three run and report; the target fails if any of them did.
 lint: setup
-	$(BIN)/lint-imports
-	$(BIN)/ruff check .
-	$(BIN)/mypy
+	@status=0; \
+	$(BIN)/lint-imports || status=1; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 test: setup lint
 	$(MAKE) --no-print-directory test-sqlite

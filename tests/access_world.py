@@ -63,6 +63,10 @@ class Obj:
     frozen: bool = False  # a report file frozen into a submitted version
     drafted_by: str | None = None  # informs: the variant who drafted it
     uploaded_by: str | None = None  # attachments: "company" or "meti"
+    # Objects made for one variant's organisation (the company without a facility clearance):
+    # asked by its own filer and by one case worker; for everyone else they are the same kind
+    # as an object of organisation A or B, which the matrix already asks about.
+    only_for: frozenset[str] | None = None
 
 
 VARIANTS = [
@@ -87,9 +91,11 @@ HELPERS = {
     "approver2": ("approver", "G", "csi", ("T01",)),
     "member": ("filer", "A", "confidential", ("T01",)),
     "member_other_org": ("filer", "B", "confidential", ("T01",)),
+    "filer_T01_T14": ("filer", "A", "confidential", ("T01", "T14")),  # moves a case to T14 (rule 7)
 }
 
 _T01 = frozenset({"T01"})
+_NO_FACILITY_ASKERS = frozenset({"filer_no_facility", "reviewer_csi"})
 
 
 def _objects() -> dict[str, Obj]:
@@ -101,9 +107,11 @@ def _objects() -> dict[str, Obj]:
                    no_facility_restricted=("N", "restricted", "under_review"),
                    no_facility_confidential=("N", "confidential", "under_review"))
     for name, (org, cls, status) in reports.items():
-        out[f"report_{name}"] = Obj(f"report_{name}", "report", org, cls, _T01, status, draft=status == "draft")
+        only = _NO_FACILITY_ASKERS if org == "N" else None
+        out[f"report_{name}"] = Obj(f"report_{name}", "report", org, cls, _T01, status, draft=status == "draft",
+                                    only_for=only)
         if status != "draft":  # version 1, as submitted
-            out[f"version_{name}"] = Obj(f"version_{name}", "version", org, cls, _T01, "submitted")
+            out[f"version_{name}"] = Obj(f"version_{name}", "version", org, cls, _T01, "submitted", only_for=only)
     for name, org, cls, kw in [
         ("att_draft", "A", "restricted", dict(draft=True, uploaded_by="company")),  # the draft's working copy
         ("att_frozen", "A", "restricted", dict(frozen=True, uploaded_by="company")),  # in v1 of the returned case
@@ -112,7 +120,8 @@ def _objects() -> dict[str, Obj]:
         ("att_internal_note", "A", "restricted", dict(on_message=True, internal=True, uploaded_by="meti")),
         ("att_internal_csi", "A", "csi", dict(on_message=True, internal=True, uploaded_by="meti")),
         ("att_other_org", "B", "restricted", dict(frozen=True, uploaded_by="company")),
-        ("att_no_facility_confidential", "N", "confidential", dict(frozen=True, uploaded_by="company")),
+        ("att_no_facility_confidential", "N", "confidential",
+         dict(frozen=True, uploaded_by="company", only_for=_NO_FACILITY_ASKERS)),
     ]:
         out[name] = Obj(name, "attachment", org, cls, _T01, **kw)
     for name, org, status, by in [("inform_issued", "A", "issued", "drafter"),
@@ -203,7 +212,7 @@ class World:
             self.users[w.name] = f.user(w.role, org=orgs[w.org], level=w.level, compartments=tuple(sorted(w.compartments)))
         for name, (role, org, level, comps) in HELPERS.items():
             self.users[name] = f.user(role, org=orgs[org], level=level, compartments=comps)
-        for name in [w.name for w in VARIANTS] + ["drafter", "approver2"]:
+        for name in [w.name for w in VARIANTS] + ["drafter", "approver2", "filer_T01_T14"]:
             self.clients[name] = self.app.test_client()
             sign_in(self.clients[name], self.users[name])
 
@@ -385,6 +394,17 @@ class World:
         return self.q("SELECT action, outcome, reason FROM audit_events WHERE seq > :s AND "
                       "(action = 'access.denied' OR outcome = 'denied') ORDER BY seq", s=seq)
 
+    def denied_addresses_since(self, seq: int) -> set[str]:
+        """The source addresses of the refusals recorded since ``seq`` (DESIGN §8: every event
+        names its source address; each cell of the matrix comes from its own)."""
+        return {r[0] for r in self.q("SELECT source_ip FROM audit_events WHERE seq > :s AND "
+                                     "(action = 'access.denied' OR outcome = 'denied')", s=seq)}
+
+    def next_address(self) -> str:
+        self._address = getattr(self, "_address", 0) + 1
+        n = self._address
+        return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
     def snapshot(self) -> None:
         """What ``heal`` puts back: the rows of the tables an allowed or wrongly allowed request
         may change (raw values, so sealed columns are copied as stored), and the blob files."""
@@ -427,8 +447,8 @@ class World:
 
 def diff(before: dict, after: dict) -> str:
     parts = []
-    for k in before:
-        if before[k] != after.get(k):
-            nb, na = before[k][0], after.get(k, (None,))[0]
+    for k, was in before.items():
+        if was != after.get(k):
+            nb, na = was[0], after.get(k, (None,))[0]
             parts.append(f"{k}: {nb}→{na} rows" if nb != na else f"{k}: rows changed")
     return "; ".join(parts)

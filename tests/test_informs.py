@@ -107,9 +107,10 @@ def test_self_approval_is_refused(app, case, factory):
     post(approver, rid, f"/reports/{rid}/informs", DRAFT)
     i = _inform(app, rid)
     post(approver, rid, f"/informs/{i.id}/send")
-    post(approver, rid, f"/informs/{i.id}/approve")
+    assert post(approver, rid, f"/informs/{i.id}/approve").status_code == 403
     assert _inform(app, rid).status == "pending_approval"
-    assert audit_events(app, "inform.approve")[-1].reason == "four_eyes"
+    denied = audit_events(app, "access.denied")[-1]
+    assert (denied.reason, denied.target_id, denied.outcome) == ("four_eyes", str(i.id), "denied")
 
 
 @pytest.mark.parametrize("who, compartments, expect", [

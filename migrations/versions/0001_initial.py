@@ -208,7 +208,7 @@ def upgrade() -> None:
 
 def _seed_catalogue() -> None:
     # portal/catalogue/seed.py is frozen once released: later catalogue changes get their own migration.
-    from datetime import date, datetime, timezone
+    from datetime import datetime, timezone
 
     from portal.catalogue.seed import TECHNOLOGIES
 

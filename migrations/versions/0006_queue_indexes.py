@@ -5,8 +5,6 @@ Revises: 0005
 Create Date: 2026-11-22 00:13:26.865390
 """
 from alembic import op
-import sqlalchemy as sa
-import portal.db
 
 
 revision = '0006'

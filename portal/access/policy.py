@@ -119,6 +119,8 @@ RULES: dict[Action, tuple[frozenset[Role], Kind]] = {
 WRITE_ACTIONS = frozenset({Action.MESSAGE_POST, Action.INTERNAL_NOTE_POST, Action.ATTACHMENT_UPLOAD})
 # Actions that remove material: never on what is frozen (rule 7: labels and content are fixed).
 REMOVE_ACTIONS = frozenset({Action.ATTACHMENT_DELETE})
+# Decisions the author of the object may never take on it (DESIGN §2: never their own draft).
+FOUR_EYES_ACTIONS = frozenset({Action.INFORM_APPROVE})
 
 
 def compartment_set(text: str | None) -> frozenset[str]:
@@ -164,6 +166,8 @@ class Labels:
     # Material that can no longer change: a message, a note and their files (append-only), a
     # file frozen into a submitted version. Nobody deletes it.
     frozen: bool = False
+    # Who wrote it, where the author may not also decide it (four eyes: an inform's drafter).
+    author_id: int | None = None
 
 
 class Protected(Protocol):
@@ -272,6 +276,8 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         return _deny("compartment")
     if role in COMPANY_ROLES and classification >= Level.CONFIDENTIAL and not subject.org_facility_valid:
         return _deny("facility_clearance")
+    if action in FOUR_EYES_ACTIONS and labels.author_id == subject.user_id:
+        return _deny("four_eyes")
     if action in REMOVE_ACTIONS and labels.frozen:
         return _deny("frozen")
     if action in WRITE_ACTIONS:

@@ -11,7 +11,7 @@ from portal.access import services
 from portal.access.forms import FacilityForm, GrantForm, RevokeForm
 from portal.access.policy import Action
 from portal.access.subject import current_clearance
-from portal.admin.services import organisations, users
+from portal.orgs.services import organisations, users
 from portal.auth.models import User
 from portal.catalogue.models import Technology
 from portal.core.guard import audit, by_id, failed, guarded

@@ -14,7 +14,8 @@ from portal.attachments import services, web
 from portal.attachments.keys import current_keyring
 from portal.attachments.models import Attachment
 from portal.auth.forms import EmptyForm
-from portal.core.guard import after_this_request_commits, audit, audited_stream, by_id, current_subject, failed, guarded
+from portal.core.guard import (after_this_request_commits, audit, audited_stream, by_id, check, current_subject, failed,
+                               guarded)
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
@@ -46,9 +47,13 @@ def index(obj: Report):
 
 
 def _render(report: Report, error: str | None = None, status: int = 200):
+    """The files the reader may download (each on its own labels), which of them they may
+    remove, and whether they may add one: decided here, shown by the template."""
     s = db.session()
-    return render_template("attachments/index.html", report=report,
-                           attachments=services.list_for_report(s, report, subject=current_subject(), today=today_jst()),
+    files = services.list_for_report(s, report, subject=current_subject(), today=today_jst())
+    return render_template("attachments/index.html", report=report, attachments=files,
+                           removable={a.id for a in files if check(Action.ATTACHMENT_DELETE, a).allowed},
+                           may_upload=check(Action.ATTACHMENT_UPLOAD, report.working_copy_labels()).allowed,
                            levels=[(l.value, LEVEL_LABELS[l]) for l in Level if l != Level.CSI],
                            error=error, empty=EmptyForm(), limit=settings().max_upload_bytes,
                            editable=report.status in services.EDITABLE), status

@@ -264,7 +264,7 @@ def audited_stream(chunks: Iterable[bytes], event: str, *, obj: object, integrit
                 record(s, event, actor=actor, source_ip=ip, outcome=outcome, reason=reason, **ident,
                        details=details or None)
                 s.commit()
-            except Exception:  # noqa: BLE001 - the response is already under way
+            except Exception:
                 log.exception("could not record the end of a download")
 
     return stream_with_context(body())

@@ -14,6 +14,7 @@ from flask_login import current_user
 from portal import db
 from portal.auth import principal
 from portal.dialogue import notify, services
+from portal.dialogue.models import EXTERNAL
 from portal.reports import listing
 
 
@@ -32,7 +33,7 @@ def notification_label(kind: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    listing.count_unread_with(services.unread_column)
+    listing.count_unread_with(services.unread_column, company_channels=(EXTERNAL,))
     principal.count_notifications_with(notify.unread_column)
     app.add_template_global(unread_notifications)
     app.add_template_global(notification_label)

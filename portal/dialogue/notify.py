@@ -2,11 +2,14 @@
 something happened on which case, with a link; never the content."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
+from portal.access.policy import Action, decide
+from portal.core.timeutil import today_jst
 from portal.auth.models import User
+from portal.db import utcnow
 from portal.dialogue.models import Notification
 from portal.mail import outbox
 
@@ -31,12 +34,25 @@ def company_recipients(session: Session, org_id: int) -> list[User]:
         User.role.in_([Role.FILER.value, Role.ORG_ADMIN.value]))).scalars())
 
 
-def notify(session: Session, users, report, kind: str, base_url: str) -> int:
+def may_know(session: Session, user: User, action: Action, about, today) -> bool:
+    """A notice names a case: only someone the policy lets read the thing it is about gets one
+    (a reviewer who lost the compartment, a company without the facility clearance a
+    confidential case needs, a reader below a note's level: nothing)."""
+    from portal.access.subject import subject_for
+
+    return decide(subject_for(session, user, today), action, about, today=today).allowed
+
+
+def notify(session: Session, users, report, kind: str, base_url: str, *, action: Action = Action.REPORT_VIEW,
+           about=None) -> int:
     ja, en = SUBJECTS[kind]
     ref = report.reference or f"#{report.id}"
     link = f"{base_url.rstrip('/')}/reports/{report.id}"
+    today = today_jst()
     n = 0
     for user in {u.id: u for u in users if u is not None}.values():
+        if not may_know(session, user, action, about if about is not None else report, today):
+            continue
         session.add(Notification(user_id=user.id, report_id=report.id, kind=kind))
         outbox.queue(
             session, user.email, f"【技術移転事前報告ポータル】{ref}：{ja} / {en}",
@@ -47,6 +63,15 @@ def notify(session: Session, users, report, kind: str, base_url: str) -> int:
         n += 1
     session.flush()
     return n
+
+
+def read_all(session: Session, user_id: int, limit: int = 100) -> list[Notification]:
+    """The person's newest notices; opening the list marks them all read."""
+    rows = list(session.execute(select(Notification).where(Notification.user_id == user_id)
+                                .order_by(Notification.id.desc()).limit(limit)).scalars())
+    session.execute(update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
+                    .values(read_at=utcnow()))
+    return rows
 
 
 def unread_count(session: Session, user_id: int) -> int:

@@ -50,7 +50,10 @@ class Channel:
     name: str
 
     def policy_target(self) -> Labels:
-        return channel_labels(self.report, self.name, "public", today_jst())
+        # To take part in a channel one must be able to read the case it belongs to (its
+        # classification, compartments, the company's facility clearance); each message is
+        # then decided on its own classification by ``post``.
+        return channel_labels(self.report, self.name, self.report.classification, today_jst())
 
     @property
     def audit_target(self) -> tuple[str, int]:
@@ -130,7 +133,7 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
         recipients = [session.get(User, report.assignee_id)] if report.assignee_id else []
     else:
         recipients = notify.company_recipients(session, report.organisation_id)
-    notify.notify(session, recipients, report, "message", base_url)
+    notify.notify(session, recipients, report, "message", base_url, action=read_action(channel), about=msg)
     return msg
 
 

@@ -5,7 +5,6 @@ from datetime import date
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select, update
 
 from portal import db
 from portal.auth import principal
@@ -17,9 +16,7 @@ from portal.core.guard import MAX_ID, by_id, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
-from portal.db import utcnow
-from portal.dialogue import services
-from portal.dialogue.models import Notification
+from portal.dialogue import notify, services
 from portal.reports.models import Report
 
 bp = Blueprint("dialogue", __name__)
@@ -86,10 +83,6 @@ def post(obj: services.Channel):
 @bp.route("/notifications")
 @guarded(Action.ACCOUNT_SELF)
 def notifications():
-    s = db.session()
-    rows = list(s.execute(select(Notification).where(Notification.user_id == current_user.id)
-                          .order_by(Notification.id.desc()).limit(100)).scalars())
-    s.execute(update(Notification).where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
-              .values(read_at=utcnow()))
+    rows = notify.read_all(db.session(), current_user.id)
     principal.notifications_read()
     return render_template("dialogue/notifications.html", rows=rows)

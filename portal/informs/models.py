@@ -61,13 +61,14 @@ class Inform(Base):
         # Until it is issued an inform is METI's internal work: concealed from the company.
         return Labels(org_id=report.organisation_id, classification=self.classification,
                       compartments=compartment_set(self.compartments) or report.case_compartments(),
-                      internal=self.status not in COMPANY_VISIBLE)
+                      internal=self.status not in COMPANY_VISIBLE, author_id=self.drafted_by_id)
 
     def rationale_labels(self):
         """The internal rationale: METI-only, at its own classification, whatever the inform's."""
         from dataclasses import replace
 
-        return replace(self.access_labels(), classification=self.rationale_classification, internal=True)
+        return replace(self.access_labels(), classification=self.rationale_classification, internal=True,
+                       author_id=None)
 
     def policy_target(self):
         return self.access_labels()

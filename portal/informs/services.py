@@ -43,6 +43,8 @@ class InformView:
     history: list
     rationale: str | None
     internal_comments: bool
+    # The decisions the reader may take on it (Action values), for the buttons offered.
+    may: frozenset[str] = frozenset()
 
 
 def readable(session: Session, report: Report, *, subject: Subject, today: date) -> list[InformView]:
@@ -51,7 +53,9 @@ def readable(session: Session, report: Report, *, subject: Subject, today: date)
         if not decide(subject, Action.INFORM_VIEW, i, today=today).allowed:
             continue
         internal = decide(subject, Action.INTERNAL_NOTE_READ, i.rationale_labels(), today=today).allowed
-        out.append(InformView(i, history(session, i), i.internal_rationale if internal else None, internal))
+        may = frozenset(str(a) for a in (Action.INFORM_APPROVE, Action.INFORM_ACKNOWLEDGE, Action.INFORM_REVOKE)
+                        if decide(subject, a, i, today=today).allowed)
+        out.append(InformView(i, history(session, i), i.internal_rationale if internal else None, internal, may))
     return out
 
 
@@ -168,7 +172,7 @@ def _four_eyes(session: Session, inform: Inform, subject: Subject, actor, today:
     _ask(subject, action, inform, today)
     _lock(session, inform)
     if inform.drafted_by_id == actor.id:
-        raise ServiceError(_("You drafted this inform: another approver must decide it."), reason="four_eyes")
+        raise Refused(_("You drafted this inform: another approver must decide it."), reason="four_eyes")
     if inform.status != PENDING:
         raise ServiceError(_("This inform is not awaiting approval."), reason="not_pending")
 

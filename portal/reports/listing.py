@@ -65,14 +65,21 @@ COLUMNS = (Report.id, Report.organisation_id, Organisation.name, Report.status, 
 
 
 # The unread-message count is the dialogue's (messages and read marks), and the dialogue
-# builds on reports, not the other way round: it hands its column builder over when the app
-# starts (portal.dialogue.hooks.init_app). Called as (user_id, channels, report_id).
+# builds on reports, not the other way round: it hands over its column builder, called as
+# (user_id, channels, report_id), and the channels a company reads, when the app starts
+# (portal.dialogue.hooks.init_app).
 _unread_column: Callable[[Any, Any, Any], Any] | None = None
+_company_channels: tuple[str, ...] = ()
 
 
-def count_unread_with(builder: Callable[[Any, Any, Any], Any]) -> None:
-    global _unread_column
-    _unread_column = builder
+def count_unread_with(builder: Callable[[Any, Any, Any], Any], *, company_channels: tuple[str, ...]) -> None:
+    global _unread_column, _company_channels
+    _unread_column, _company_channels = builder, company_channels
+
+
+def company_channels() -> tuple[str, ...]:
+    """The channels whose unread messages a company's list counts (``unread_channels``)."""
+    return _company_channels
 
 
 def statement(where, order, *, unread: bool = False):

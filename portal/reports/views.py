@@ -12,7 +12,7 @@ from portal.catalogue import services as catalogue
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
 from portal.access.policy import OrgTarget
-from portal.core.guard import audit, by_id, current_subject, discard, failed, guarded
+from portal.core.guard import audit, by_id, can, current_subject, discard, failed, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.templating import jdate
@@ -72,7 +72,7 @@ def index():
     status = request.args.get("status") or None
     tech = (request.args.get("technology") or "")[:32] or None
     page_no = request.args.get("page", 1, type=int) or 1
-    if not current_user.role_enum.is_company:
+    if can(Action.REVIEW_QUEUE):  # case workers list cases in the review queue
         return redirect(url_for("review.queue", **request.args))
     from portal.dialogue.models import EXTERNAL
 
@@ -271,8 +271,8 @@ def show(obj: Report):
                            history=services.history(s, obj), fields=C.STEP_FIELDS, titles=C.STEP_TITLES,
                            steps=C.STEPS, deadline=services.next_deadline(obj, today_jst()),
                            withdraw_form=WithdrawForm(), statuses=S.STATUS_LABELS,
-                           can_edit=obj.status in (S.DRAFT, S.RETURNED),
-                           can_withdraw=obj.status in S.OPEN_STATUSES)
+                           can_edit=obj.status in (S.DRAFT, S.RETURNED) and can(Action.REPORT_EDIT, obj),
+                           can_withdraw=obj.status in S.OPEN_STATUSES and can(Action.REPORT_WITHDRAW, obj))
 
 
 def _inform_forms(informs) -> dict:

@@ -156,14 +156,13 @@ def _limit_default(element, compiler, **kw):
 def _limit_sqlite(element, compiler, **kw):
     limits, index = list(element.clauses)
     # A JSON array of timestamps in the form SQLite stores them: text compares in time order.
-    return "json_extract(%s, '$[' || %s || ']')" % (compiler.process(limits, **kw), compiler.process(index, **kw))
+    return f"json_extract({compiler.process(limits, **kw)}, '$[' || {compiler.process(index, **kw)} || ']')"
 
 
 @compiles(_ReviewStartLimit, "postgresql")
 def _limit_postgresql(element, compiler, **kw):
     limits, index = list(element.clauses)
-    return "(CAST(%s AS TIMESTAMP WITH TIME ZONE[]))[%s + 1]" % (
-        compiler.process(limits, **kw), compiler.process(index, **kw))
+    return f"(CAST({compiler.process(limits, **kw)} AS TIMESTAMP WITH TIME ZONE[]))[{compiler.process(index, **kw)} + 1]"
 
 
 def _paused_sql(t):
