@@ -94,6 +94,11 @@ HELPERS = {
     "filer_T01_T14": ("filer", "A", "confidential", ("T01", "T14")),  # moves a case to T14 (rule 7)
 }
 
+# Which organisations hold a valid facility clearance (rule 5) once the world is built.
+ORG_FACILITY = {"A": True, "B": True, "N": False, "G": False}
+# An id no object has (ids are 32-bit on PostgreSQL; this one fits).
+MISSING_ID = 2_000_000_000
+
 _T01 = frozenset({"T01"})
 _NO_FACILITY_ASKERS = frozenset({"filer_no_facility", "reviewer_csi"})
 
