@@ -8,5 +8,6 @@ from portal.mail.models import OutboxMessage  # noqa: F401
 from portal.orgs.models import Organisation  # noqa: F401
 from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportTally, ReportVersion  # noqa: F401
 from portal.attachments.models import Attachment, BlobChunk, DataKey  # noqa: F401
-from portal.dialogue.models import JobRun, Message, Notification, ReadMark  # noqa: F401
+from portal.dialogue.models import JobRun, Message, ReadMark  # noqa: F401
+from portal.notifications.models import Notification  # noqa: F401
 from portal.informs.models import Inform, InformEvent  # noqa: F401

@@ -168,7 +168,7 @@ def test_no_message_to_a_closed_case_or_another_organisations_case(app, case, fa
 
 def test_review_clock_stops_while_awaiting_the_company(app, case):
     from portal.core.timeutil import JST
-    from portal.review.clock import clocks
+    from portal.reports.clock import clocks
     from portal.db import utcnow
 
     r = _report(app, case["rid"])
@@ -221,7 +221,7 @@ def test_queue_filters(app, case):
 
 def test_daily_job_runs_once_and_reminds_before_the_due_date(app, case):
     from portal import db
-    from portal.dialogue.models import Notification
+    from portal.notifications.models import Notification
     from portal.review.jobs import run_daily
 
     rid, rc = case["rid"], case["rc"]

@@ -108,7 +108,7 @@ def test_far_dates_are_counted_at_once_and_never_leave_the_calendar():
 
 
 def test_the_clocks_handle_far_transfer_dates():
-    from portal.review.clock import clocks, file_by, next_deadline
+    from portal.reports.clock import clocks, file_by, next_deadline
 
     class R:
         status, submitted_at, closed_at, paused_days, awaiting_since, response_due = (
@@ -153,7 +153,7 @@ def test_return_and_resubmit_move_the_clock_and_tell_the_company_once(app, facto
     from portal.access.subject import subject_for
     from portal.auth.models import User
     from portal.core.timeutil import today_jst
-    from portal.dialogue.models import Notification
+    from portal.notifications.models import Notification
     from portal.reports import services
     from portal.reports.models import Report
     from tests.conftest import sign_in
@@ -259,7 +259,7 @@ def test_dashboard_queue_filter_and_row_flags_agree(app, factory):
     from portal.auth.models import User
     from portal.reports.models import Report
     from portal.review import services
-    from portal.review.clock import clocks, overdue_condition, overdue_params
+    from portal.reports.clock import clocks, overdue_condition, overdue_params
 
     org = factory.org("株式会社期限", facility=True)
     filer = factory.user("filer", org=org, compartments=("T01",))

@@ -13,7 +13,8 @@ from flask_login import current_user
 
 from portal import db
 from portal.auth import principal
-from portal.dialogue import notify, services
+from portal.dialogue import services
+from portal.notifications import notify
 from portal.dialogue.models import EXTERNAL
 from portal.reports import listing
 

@@ -66,22 +66,6 @@ class ReadMark(Base):
     last_read_id: Mapped[int] = mapped_column(default=0)
 
 
-class Notification(Base):
-    """In-app notice: that something happened on which case; never the content."""
-
-    __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_read", "user_id", "read_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
-    kind: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    read_at: Mapped[datetime | None]
-
-    report = relationship("Report", lazy="joined")
-
-
 class JobRun(Base):
     """One row per job and day: the unique key makes exactly one server do the work."""
 

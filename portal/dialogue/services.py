@@ -15,7 +15,7 @@ from portal.access.policy import Action, Labels, Subject, compartment_text, deci
 from portal.audit.trail import record
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
-from portal.dialogue import notify
+from portal.notifications import notify
 from portal.dialogue.models import EXTERNAL, INTERNAL, Message, ReadMark
 from portal.reports import services as reports
 from portal.reports import states as S

@@ -16,7 +16,8 @@ from portal.core.guard import MAX_ID, by_id, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
-from portal.dialogue import notify, services
+from portal.dialogue import services
+from portal.notifications import notify
 from portal.reports.models import Report
 
 bp = Blueprint("dialogue", __name__)

@@ -23,7 +23,7 @@ from portal.access.policy import compartment_text
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import JST
 from portal.db import utcnow
-from portal.dialogue import notify
+from portal.notifications import notify
 from portal.informs.models import DRAFT, ISSUED, PENDING, REJECTED, REVOKED, Inform, InformEvent
 from portal.reports import services as reports
 from portal.reports import states as S

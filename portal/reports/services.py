@@ -26,7 +26,7 @@ from portal.reports import listing
 from portal.reports import states as S
 from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportTally, ReportVersion
 from portal.reports.reference_data import country_codes, currency_codes
-from portal.review import clock
+from portal.reports import clock
 
 MAX_TEXT = 10000
 
@@ -268,7 +268,7 @@ def transition(session: Session, report: Report, name: str, *, subject: Subject,
 
 def _tell(session: Session, report: Report, n: S.Notify, *, actor: User, base_url: str | None) -> None:
     """The transition's notification (the table's ``notify``): never to the person who acted."""
-    from portal.dialogue import notify
+    from portal.notifications import notify
 
     if n.to == S.COMPANY:
         users = notify.company_recipients(session, report.organisation_id)
@@ -379,7 +379,7 @@ def history(session: Session, report: Report) -> list[tuple[ReportEvent, str | N
 
 def next_deadline(report: Report, today: date) -> tuple[str, date] | None:
     """What the company must mind next: ("file_by" | "response" | "transfer", date), from the
-    one clock (``portal.review.clock.next_deadline``)."""
+    one clock (``portal.reports.clock.next_deadline``)."""
     return clock.next_deadline(report, today)
 
 

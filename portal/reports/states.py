@@ -55,7 +55,7 @@ def status_labels() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Notify:
-    """Who is told that the transition happened (``portal.dialogue.notify`` kind): the
+    """Who is told that the transition happened (``portal.notifications.notify`` kind): the
     company's filers and administrators, or the case's assignee (not when they did it)."""
 
     kind: str

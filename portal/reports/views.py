@@ -106,7 +106,8 @@ def _list_rows(items, today: date) -> list[ListRow]:
     loc = _locale()
     href = url_template("reports.show", "report_id")
     statuses = S.status_labels()
-    draft, file_by, transfer = _("Draft #%(id)s"), _("File by %(date)s"), _("Transfer %(date)s")
+    draft = _("Draft #%(id)s")
+    due = {"file_by": _("File by %(date)s"), "response": _("Respond by %(date)s"), "transfer": _("Transfer %(date)s")}
     rows = []
     for r in items:
         deadline = services.next_deadline(r, today)
@@ -114,7 +115,7 @@ def _list_rows(items, today: date) -> list[ListRow]:
             href=href(r.id), reference=r.reference or draft % {"id": r.id}, title=r.title,
             technology=r.technology_label(loc), destination=country_name(r.destination_country, loc),
             status=r.status, status_label=statuses.get(r.status, r.status),
-            deadline=(file_by if deadline[0] == "file_by" else transfer) % {"date": jdate(deadline[1], loc)} if deadline else "",
+            deadline=due[deadline[0]] % {"date": jdate(deadline[1], loc)} if deadline else "",
             updated=jdate(r.updated_at, loc), unread=r.unread))
     return rows
 
@@ -242,7 +243,7 @@ def done(obj: Report):
 def show(obj: Report):
     from portal.dialogue import services as dialogue
     from portal.review import services as review
-    from portal.review.clock import clocks
+    from portal.reports.clock import clocks
 
     s = db.session()
     today = today_jst()

@@ -14,11 +14,11 @@ from portal.audit.trail import record
 from portal.auth.models import User
 from portal.config import Settings
 from portal.db import utcnow
-from portal.dialogue import notify
+from portal.notifications import notify
 from portal.dialogue.models import JobRun
 from portal.reports import states as S
 from portal.reports.models import Report
-from portal.review import clock
+from portal.reports import clock
 
 DAILY = "daily"
 

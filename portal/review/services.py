@@ -20,8 +20,8 @@ from portal.reports import listing
 from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report, ReportTally
-from portal.review import clock
-from portal.review.clock import Clocks, clocks
+from portal.reports import clock
+from portal.reports.clock import Clocks, clocks
 
 SORTS = {
     "submitted": (Report.submitted_at.desc(),),
@@ -63,7 +63,7 @@ class Queue:
 
 
 def _overdue_condition():
-    """Overdue, in SQL: exactly ``clocks(...).overdue`` (``portal.review.clock``; proved by
+    """Overdue, in SQL: exactly ``clocks(...).overdue`` (``portal.reports.clock``; proved by
     tests/test_one_clock.py). Bound by ``_overdue_params``."""
     return clock.overdue_condition()
 
@@ -161,7 +161,7 @@ def case_workers(session: Session, report: Report, today: date) -> list[User]:
 def assign(session: Session, report: Report, assignee_id: int, *, subject: Subject, actor: User, today: date,
            ip: str | None, base_url: str) -> None:
     from portal.audit.trail import record
-    from portal.dialogue import notify
+    from portal.notifications import notify
 
     d = decide(subject, Action.REPORT_ASSIGN, report, today=today)
     if not d.allowed:

@@ -10,7 +10,7 @@ from portal.access.policy import Action, decide
 from portal.core.timeutil import today_jst
 from portal.auth.models import User
 from portal.db import utcnow
-from portal.dialogue.models import Notification
+from portal.notifications.models import Notification
 from portal.mail import outbox
 
 SUBJECTS = {
