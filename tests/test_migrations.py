@@ -166,3 +166,68 @@ def test_audit_triggers_exist_after_upgrade(fresh_url, engine_of):
         deferred = conn.execute(sa.text(
             "SELECT tgdeferrable AND tginitdeferred FROM pg_trigger WHERE tgname = 'audit_pending_seal'")).scalar_one()
     assert deferred
+
+
+def _insert(conn, meta: sa.MetaData, table: str, **values) -> int:
+    """A row with every required column filled by type (the test sets what matters)."""
+    t = meta.tables[table]
+    row = dict(values)
+    for col in t.columns:
+        if col.name in row or col.nullable or col.server_default is not None or col.primary_key:
+            continue
+        py = col.type.python_type
+        row[col.name] = {str: "x", int: 0, bool: False, bytes: b"x"}.get(py) if py not in (date,) else date(2026, 1, 5)
+        if row[col.name] is None:
+            from datetime import datetime, timezone
+
+            row[col.name] = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    return conn.execute(t.insert().values(**row)).inserted_primary_key[0]
+
+
+def test_0009_gives_existing_material_the_labels_it_was_read_under(fresh_url, engine_of):
+    """Rule 7's migration: existing versions, messages, files and informs keep the readers
+    they had (the case's technology and classification); a case whose versions name two
+    technologies carries both; a report's files submitted with a version are frozen."""
+    from datetime import datetime, timezone
+
+    upgrade(fresh_url, "0008")
+    engine = engine_of(fresh_url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with engine.begin() as conn:
+        tech = dict(conn.execute(sa.text("SELECT code, id FROM technologies")).all())
+        org = _insert(conn, meta, "organisations", name="A", corporate_number="1180301018771", address="x")
+        user = _insert(conn, meta, "users", email="a@example.jp", name="A", role="filer", organisation_id=org,
+                       password_hash="x")
+        submitted = datetime(2026, 3, 2, tzinfo=timezone.utc)
+        r = _insert(conn, meta, "reports", organisation_id=org, created_by_id=user, status="under_review",
+                    technology_id=tech["T14"], classification="confidential", version_count=2,
+                    submitted_at=submitted)
+        draft = _insert(conn, meta, "reports", organisation_id=org, created_by_id=user, status="draft",
+                        technology_id=tech["T03"], classification="restricted", version_count=0)
+        for n, code in ((1, "T01"), (2, "T14")):
+            _insert(conn, meta, "report_versions", report_id=r, number=n, content=b"{}", technology_id=tech[code],
+                    submitted_by_id=user)
+        m = _insert(conn, meta, "messages", report_id=r, channel="internal", author_id=user, body=b"x",
+                    classification="csi")
+        for uid, message, created in (("a1", None, datetime(2026, 3, 1, tzinfo=timezone.utc)),
+                                      ("a2", None, datetime(2026, 3, 5, tzinfo=timezone.utc)),
+                                      ("a3", m, datetime(2026, 3, 1, tzinfo=timezone.utc))):
+            _insert(conn, meta, "attachments", uid=uid, report_id=r, message_id=message, filename="f", content_type="x",
+                    kind="pdf", size=1, sha256="0", classification="restricted", blob_key=uid, kek_id="k",
+                    wrapped_dek=b"x", uploaded_by_id=user, created_at=created)
+        _insert(conn, meta, "informs", report_id=r, status="draft", legal_basis="x", reasons=b"x", conditions=b"x",
+                internal_rationale=b"x", rationale_classification="csi", drafted_by_id=user)
+    upgrade(fresh_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT compartments FROM reports WHERE id = :id"), {"id": r}).scalar() == "T01 T14"
+        assert conn.execute(sa.text("SELECT compartments FROM reports WHERE id = :id"), {"id": draft}).scalar() == ""
+        assert set(conn.execute(sa.text("SELECT classification FROM report_versions")).scalars()) == {"confidential"}
+        assert conn.execute(sa.text("SELECT compartments FROM messages")).scalar() == "T01 T14"
+        files = dict(conn.execute(sa.text("SELECT uid, version FROM attachments")).all())
+        assert files == {"a1": 2, "a2": None, "a3": None}
+        assert set(conn.execute(sa.text("SELECT compartments FROM attachments")).scalars()) == {"T01 T14"}
+        assert conn.execute(sa.text("SELECT classification || '/' || compartments FROM informs")).scalar() == \
+            "confidential/T01 T14"
+    downgrade(fresh_url, "0008")
+    upgrade(fresh_url)

@@ -73,16 +73,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('informs') as b:
-        b.drop_column('compartments')
-        b.drop_column('classification')
-    with op.batch_alter_table('attachments') as b:
-        b.drop_column('version')
-        b.drop_column('compartments')
-    with op.batch_alter_table('messages') as b:
-        b.drop_column('compartments')
-    with op.batch_alter_table('report_versions') as b:
-        b.drop_column('classification')
-    # reports: drop the column without a batch rebuild on SQLite (3.35+), so the tally
-    # triggers of 0008 stay.
-    op.execute("ALTER TABLE reports DROP COLUMN compartments")
+    # ALTER TABLE ... DROP COLUMN on both databases (SQLite 3.35+): no batch rebuild, so no
+    # table is dropped under its foreign keys and the tally triggers of 0008 stay.
+    for table, column in (("informs", "compartments"), ("informs", "classification"),
+                          ("attachments", "version"), ("attachments", "compartments"),
+                          ("messages", "compartments"), ("report_versions", "classification"),
+                          ("reports", "compartments")):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
