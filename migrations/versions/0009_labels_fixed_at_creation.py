@@ -32,6 +32,9 @@ def upgrade() -> None:
                                        nullable=False))
     op.add_column('informs', sa.Column('compartments', sa.String(length=200), server_default='', nullable=False))
 
+    op.create_index('ix_reports_multi_compartment', 'reports', ['id'], unique=False,
+                    sqlite_where=sa.text("compartments LIKE '% %'"),
+                    postgresql_where=sa.text("compartments LIKE '% %'"))
     # A submitted case: the union of its versions' technologies and its current one.
     op.execute("""
         UPDATE reports SET compartments = (
@@ -73,6 +76,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_reports_multi_compartment', table_name='reports')
     # ALTER TABLE ... DROP COLUMN on both databases (SQLite 3.35+): no batch rebuild, so no
     # table is dropped under its foreign keys and the tally triggers of 0008 stay.
     for table, column in (("informs", "compartments"), ("informs", "classification"),

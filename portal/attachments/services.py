@@ -38,6 +38,8 @@ class Report(Protocol):
 
     def case_compartments(self) -> frozenset[str]: ...
 
+    def working_copy_labels(self): ...
+
 
 class UploadSink:
     """The file object Werkzeug's multipart parser writes the upload into."""
@@ -135,7 +137,7 @@ def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report
                      blob_key=sink.blob_key, kek_id="", wrapped_dek=b"", uploaded_by_id=actor.id,
                      message_id=message.id if message is not None else None,
                      compartments=message.compartments if message is not None
-                     else compartment_text(report.case_compartments()))
+                     else compartment_text(report.working_copy_labels().compartments))
     att.report = report
     att.message = message
     # A message's file is part of the message: the poster writes it into the same channel.

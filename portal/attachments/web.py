@@ -56,6 +56,9 @@ def receive(store, limit: int, *, file_field: str = "file") -> Received:
     except BadRequest:
         _abort(sinks)
         raise UploadRefused(_("The upload did not arrive complete. Try again."), "broken_upload")
+    if any("\x00" in v for v in form.values()):
+        _abort(sinks)
+        raise UploadRefused(_("The request could not be understood. Go back and try again."), "nul_in_form")
     try:
         validate_csrf(form.get("csrf_token"))
     except ValidationError:

@@ -55,7 +55,10 @@ def current_subject():
 def check(action: Action, obj: object = None) -> Decision:
     """The policy's answer for the current user (services and views deciding what to show)."""
     target = obj.policy_target() if hasattr(obj, "policy_target") else obj
-    return decide(current_subject(), action, target, today=today_jst())
+    decision = decide(current_subject(), action, target, today=today_jst())
+    if decision.allowed and hasattr(obj, "policy_parent"):
+        decision = decide(current_subject(), Action.REPORT_VIEW, obj.policy_parent(), today=today_jst())
+    return decision
 
 
 def can(action: Action, obj: object = None) -> bool:
@@ -126,8 +129,13 @@ def _check_form_body() -> None:
     from portal.core.security import csrf
 
     csrf.protect()
-    if request.mimetype == "application/x-www-form-urlencoded" and any("\x00" in v for v in request.form.values()):
+    if has_nul(request.form):
         abort(400)
+
+
+def has_nul(form) -> bool:
+    """A NUL in any field, whatever the body's encoding (urlencoded or multipart)."""
+    return any("\x00" in v for v in form.values())
 
 
 def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str | None, back):
@@ -216,6 +224,10 @@ def guarded(action: Action | Mapping[str, Action], load: Callable[..., object] |
             else:
                 subject_of = None
             decision = decide(current_subject(), act, subject_of, today=today_jst())
+            if decision.allowed and hasattr(obj, "policy_parent"):
+                # Rule 7: a sub-object is decided on its own labels *and* its own parent: what
+                # belongs to a case is reached only by someone who may read the case.
+                decision = decide(current_subject(), Action.REPORT_VIEW, obj.policy_parent(), today=today_jst())
             if not decision.allowed:
                 refuse(act, decision.reason, conceal=decision.conceal, obj=obj)
             if request.method not in SAFE_METHODS and body == "form":

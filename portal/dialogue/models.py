@@ -48,6 +48,10 @@ class Message(Base):
     def policy_target(self):
         return self.access_labels()
 
+    def policy_parent(self):
+        """The case it belongs to: reaching it needs the case too (rule 7)."""
+        return self.report.access_labels()
+
     @property
     def audit_target(self) -> tuple[str, int]:
         return ("message", self.id)

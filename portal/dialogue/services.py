@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session, lazyload
 
 from portal.access.levels import Level
@@ -92,7 +92,9 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
         raise ServiceError(_("Enter at most %(n)d characters.", n=MAX_BODY), field="body", reason="too_long")
     if reply_to is not None:
         target = session.get(Message, reply_to)
-        if target is None or target.report_id != report.id or target.channel != channel:
+        # A message the poster may not read answers like one that does not exist.
+        if target is None or target.report_id != report.id or target.channel != channel \
+                or not decide(subject, read_action(channel), target, today=today).allowed:
             raise ServiceError(_("The message you are replying to does not exist in this thread."),
                                field="body", reason="bad_reply")
     is_company = actor.role_enum.is_company
@@ -190,12 +192,16 @@ def mark_read(session: Session, user_id: int, report: Report, channel: str, mess
 
 def unread_column(user_id, channels, report_id):
     """The number of messages in ``channels`` of the case ``report_id`` (a column: a correlated
-    subquery) that ``user_id`` has not read, as one more column of a list's own statement."""
+    subquery) that ``user_id`` has not read, as one more column of a list's own statement.
+    Only messages at a level the reader may read count (``vis_levels``, bound with the list's
+    visibility): a note above their level is never announced by a badge. A message's
+    compartments are the case's when it was written, which the listed case's include."""
     mark = ReadMark.__table__.alias("m")
     return (select(func.count())
             .select_from(Message)
             .outerjoin(mark, and_(mark.c.user_id == user_id, mark.c.report_id == Message.report_id,
                                   mark.c.channel == Message.channel))
             .where(Message.report_id == report_id, Message.channel.in_(channels), Message.author_id != user_id,
+                   Message.classification.in_(bindparam("vis_levels", expanding=True)),
                    Message.id > func.coalesce(mark.c.last_read_id, 0))
             .correlate_except(Message, mark).scalar_subquery())  # user_id, channels: values or bind parameters

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from sqlalchemy import bindparam, select
 
-from portal.access.policy import Labels
+from portal.access.policy import Labels, compartment_set
 from portal.auth.models import User
 from portal.catalogue.models import Technology
 from portal.orgs.models import Organisation
@@ -38,13 +38,15 @@ class ListedReport:
     paused_days: int
     awaiting_since: date | None
     response_due: date | None
+    compartments: str  # the case's, space-separated ("" before the first submission)
     unread: int = 0  # messages the reader has not read, when the list asked for them
     labels: Labels = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", Labels(
             org_id=self.organisation_id, classification=self.classification,
-            compartments=frozenset((self.technology_code,)) if self.technology_code else frozenset(),
+            compartments=compartment_set(self.compartments) or (
+                frozenset((self.technology_code,)) if self.technology_code else frozenset()),
             draft=self.status == "draft"))
 
     def access_labels(self) -> Labels:
@@ -61,7 +63,8 @@ _assignee = User.__table__.alias("assignee")
 COLUMNS = (Report.id, Report.organisation_id, Organisation.name, Report.status, Report.reference, Report.title,
            Report.classification, Technology.code, Technology.name_ja, Technology.name_en,
            Report.destination_country, Report.planned_transfer_date, Report.submitted_at, Report.updated_at,
-           Report.closed_at, Report.assignee_id, _assignee.c.name, Report.paused_days, Report.awaiting_since, Report.response_due)
+           Report.closed_at, Report.assignee_id, _assignee.c.name, Report.paused_days, Report.awaiting_since, Report.response_due,
+           Report.compartments)
 
 
 # The unread-message count is the dialogue's (messages and read marks), and the dialogue

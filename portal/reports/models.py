@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.catalogue.models import Technology
@@ -31,6 +31,9 @@ class Report(Base):
               postgresql_include=["status", "classification", "technology_id"]),
         Index("ix_reports_org_status_updated", "organisation_id", "status", "updated_at", "id",
               postgresql_include=["classification", "technology_id"]),
+        # The few cases with several compartments (rule 7's union), which lists check one by one.
+        Index("ix_reports_multi_compartment", "id", sqlite_where=text("compartments LIKE '% %'"),
+              postgresql_where=text("compartments LIKE '% %'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -83,11 +86,22 @@ class Report(Base):
                       compartments=self.case_compartments(), draft=self.status == "draft")
 
     def working_copy_labels(self):
-        """What the company writes into: its working copy, read by the company itself."""
+        """What the company reads and writes while it edits: the case's labels and, once a
+        version was submitted, those of the working copy's own choices (a returned report moved
+        to another technology or classification is that technology's too, for its editors)."""
+        from portal.access.levels import Level
         from portal.access.policy import Labels
 
-        return Labels(org_id=self.organisation_id, classification=self.classification,
-                      compartments=self.case_compartments(), draft=self.status == "draft", audience="company",
+        compartments, level = self.case_compartments(), Level(self.classification)
+        if self.version_count:
+            data = self.draft_data
+            if data.get("technology"):
+                compartments = compartments | {str(data["technology"])}
+            chosen = Level.parse(str(data.get("classification") or ""))
+            if chosen is not None and chosen > level:
+                level = chosen
+        return Labels(org_id=self.organisation_id, classification=level.value, compartments=compartments,
+                      draft=self.status == "draft", audience="company",
                       audience_facility_valid=self.organisation.facility_clearance_valid(_today()))
 
     def policy_target(self):
@@ -145,6 +159,10 @@ class ReportVersion(Base):
 
     def policy_target(self):
         return self.access_labels()
+
+    def policy_parent(self):
+        """The case it belongs to: reaching it needs the case too (rule 7)."""
+        return self.report.access_labels()
 
     @property
     def audit_target(self) -> tuple[str, int]:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -169,7 +169,7 @@ def _check_working_labels(session: Session, report: Report, values: dict, *, sub
     tech = technology_by_code(session, values.get("technology"))
     labels = report.working_copy_labels()
     if tech is not None:
-        chosen = replace(labels, compartments=labels.compartments | {tech.code} if report.version_count else
+        chosen = replace(labels, compartments=report.case_compartments() | {tech.code} if report.version_count else
                          frozenset({tech.code}))
         if not decide(subject, Action.REPORT_EDIT, chosen, today=today).allowed:
             findings.errors["technology"] = _("Your clearance does not cover this technology. Choose one you are cleared for, or ask your security officer.")
@@ -310,6 +310,7 @@ def _freeze_version(session: Session, report: Report, *, actor: User, today: dat
     # Rule 7: the case now carries every version's labels (the union of compartments, the
     # highest classification), so what was written under the earlier labels keeps its readers.
     earlier = compartment_set(report.compartments) if report.version_count > 1 else frozenset()
+    session.info.pop("hidden_cases", None)  # a case may now carry several compartments
     report.compartments = compartment_text(earlier | {tech.code})
     report.classification = max(Level(classification), Level(report.classification)).value \
         if report.version_count > 1 else classification
@@ -321,9 +322,11 @@ def _freeze_version(session: Session, report: Report, *, actor: User, today: dat
     session.add(ReportVersion(report_id=report.id, number=report.version_count,
                               content=json.dumps(data, ensure_ascii=False, sort_keys=True),
                               technology_id=tech.id, classification=classification, submitted_by_id=actor.id))
-    # The working copy's files are now part of this version: frozen, never deleted.
+    # The working copy's files are now part of this version: frozen, never deleted, and labelled
+    # as the case that now holds them (whatever technology the working copy had on upload).
     session.execute(update(Attachment).where(Attachment.report_id == report.id, Attachment.message_id.is_(None),
-                                             Attachment.version.is_(None)).values(version=report.version_count))
+                                             Attachment.version.is_(None))
+                    .values(version=report.version_count, compartments=report.compartments))
 
 
 def next_reference(session: Session, kind: str, year: int, *, width: int) -> str:
@@ -417,20 +420,56 @@ def _readable_levels(subject: Subject, *, facility_rule: bool) -> list[str]:
             if l <= level and (not facility_rule or subject.org_facility_valid or l < Level.CONFIDENTIAL)]
 
 
+# A case carries several compartments only after a company moved a returned report to another
+# technology and resubmitted (rule 7: the union over its versions). Such cases are few, so the
+# list filters keep their single-technology form on the indexed ``technology_id`` and leave out,
+# by id, the multi-compartment cases the reader lacks a compartment of (``vis_hidden``); the
+# totals read from the tallies subtract the same cases. A partial index finds them.
+MULTI_COMPARTMENT_SQL = "reports.compartments LIKE '% %'"
+
+
+def hidden_cases(session: Session, subject: Subject) -> list:
+    """Multi-compartment cases the subject does not hold every compartment of (read once per
+    database session and subject: a page asks for its list and its counts)."""
+    cache = session.info.setdefault("hidden_cases", {})
+    if subject in cache:
+        return cache[subject]
+    rows = session.execute(
+        select(Report.id, Report.organisation_id, Report.status, Report.technology_id, Report.classification,
+               Report.compartments, Technology.code)
+        .outerjoin(Technology, Technology.id == Report.technology_id)
+        .where(text(MULTI_COMPARTMENT_SQL))).all()
+    hidden = cache[subject] = [r for r in rows if not compartment_set(r.compartments) <= subject.compartments]
+    return hidden
+
+
+def _hidden_matching(hidden: list, params: dict, *, company: bool) -> list:
+    """The hidden cases the tallies counted for these visibility parameters."""
+    levels, techs = set(params["vis_levels"]), set(params["vis_techs"])
+    if company:
+        return [r for r in hidden if r.organisation_id == params["vis_org"] and r.classification in levels
+                and (r.technology_id is None or r.technology_id in techs)]
+    return [r for r in hidden if r.status != S.DRAFT and r.classification in levels and r.technology_id in techs]
+
+
 def visible_to_company(t=Report):
     """The SQL form of the policy for a company user's own reports (rules 2, 4, 5), so that
     the list and its total show only what a click would open. ``t`` is ``Report`` or
     ``ReportTally`` (the same labels, counted). The subject's values are bound at execution
     (``company_params``), so a built statement serves every request."""
     no_technology = t.technology_id.is_(None) if t is Report else t.technology_id == 0
-    return and_(t.organisation_id == bindparam("vis_org"),
+    cond = and_(t.organisation_id == bindparam("vis_org"),
                 t.classification.in_(bindparam("vis_levels", expanding=True)),
                 or_(no_technology, t.technology_id.in_(bindparam("vis_techs", expanding=True))))
+    return and_(cond, Report.id.not_in(bindparam("vis_hidden", expanding=True))) if t is Report else cond
 
 
 def company_params(session: Session, subject: Subject) -> dict:
-    return {"vis_org": subject.org_id, "vis_levels": _readable_levels(subject, facility_rule=True),
-            "vis_techs": _compartment_ids(session, subject)}
+    params = {"vis_org": subject.org_id, "vis_levels": _readable_levels(subject, facility_rule=True),
+              "vis_techs": _compartment_ids(session, subject)}
+    params["hidden"] = _hidden_matching(hidden_cases(session, subject), params, company=True)
+    params["vis_hidden"] = [r.id for r in params["hidden"]]
+    return params
 
 
 def visible_to_government(t=Report):
@@ -438,13 +477,20 @@ def visible_to_government(t=Report):
     ``decide(subject, REPORT_VIEW, report)`` allows, so lists never show what a click would
     deny (the views still ask the policy for every row they render). ``t`` as above; the
     values come from ``government_params``."""
-    return and_(t.status != S.DRAFT,
+    cond = and_(t.status != S.DRAFT,
                 t.classification.in_(bindparam("vis_levels", expanding=True)),
                 t.technology_id.in_(bindparam("vis_techs", expanding=True)))
+    return and_(cond, Report.id.not_in(bindparam("vis_hidden", expanding=True))) if t is Report else cond
 
 
 def government_params(session: Session, subject: Subject) -> dict:
-    return {"vis_levels": _readable_levels(subject, facility_rule=False), "vis_techs": _compartment_ids(session, subject)}
+    """The values ``visible_to_government`` binds; ``hidden`` lists the multi-compartment cases
+    the tallies count but the subject may not see (for the totals' correction)."""
+    params = {"vis_levels": _readable_levels(subject, facility_rule=False),
+              "vis_techs": _compartment_ids(session, subject)}
+    params["hidden"] = _hidden_matching(hidden_cases(session, subject), params, company=False)
+    params["vis_hidden"] = [r.id for r in params["hidden"]]
+    return params
 
 
 @lru_cache(maxsize=1)
@@ -456,8 +502,11 @@ def _government_tally():
 def government_counts(session: Session, subject: Subject) -> dict[str, int]:
     """The cases a government case worker may see, per status, from the tallies: the same
     numbers as a count over ``reports``, read from a few rows."""
-    return {status: int(n) for status, n in session.connection().execute(
-        _government_tally(), government_params(session, subject)).all() if n}
+    params = government_params(session, subject)
+    counts = {status: int(n) for status, n in session.connection().execute(_government_tally(), params).all() if n}
+    for r in params["hidden"]:
+        counts[r.status] -= 1
+    return {status: n for status, n in counts.items() if n}
 
 
 @lru_cache(maxsize=16)
@@ -488,6 +537,9 @@ def org_reports(session: Session, subject: Subject, *, status: str | None, techn
     total_stmt, rows_stmt = _company_list(by_status, bool(technology), bool(unread_channels))
     conn = session.connection()
     total = int(conn.execute(total_stmt, params).scalar_one())
+    techs = set(params.get("f_techs", ()))
+    total -= sum(1 for r in params["hidden"] if (not by_status or r.status == status)
+                 and (not technology or r.technology_id in techs))
     page = max(1, min(page, max(1, -(-total // per_page))))
     items = listing.run(conn, rows_stmt, {**params, "limit": per_page, "offset": (page - 1) * per_page})
     return Page(items, total, page, per_page)

@@ -155,7 +155,7 @@ def _form_data(step: str, report: Report) -> dict:
 
 
 @bp.route("/reports/<int:report_id>/edit/<step>", methods=["GET", "POST"])
-@guarded(Action.REPORT_EDIT, load=_load, event="report.draft.save")
+@guarded(Action.REPORT_EDIT, load=_load, target=Report.working_copy_labels, event="report.draft.save")
 def edit(obj: Report):
     step = request.view_args["step"]
     if step not in C.STEPS:
@@ -197,7 +197,7 @@ def _form_data_raw(report: Report, step: str) -> dict:
 
 
 @bp.route("/reports/<int:report_id>/check", methods=["GET", "POST"])
-@guarded({"GET": Action.REPORT_EDIT, "POST": Action.REPORT_SUBMIT}, load=_load)
+@guarded({"GET": Action.REPORT_EDIT, "POST": Action.REPORT_SUBMIT}, load=_load, target=Report.working_copy_labels)
 def check(obj: Report):
     s = db.session()
     if obj.status not in (S.DRAFT, S.RETURNED):

@@ -1,6 +1,8 @@
 """The review console: the queue a case worker may see, assignment, and the dashboard."""
 from __future__ import annotations
 
+from collections import Counter
+
 import statistics
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -145,7 +147,8 @@ def _unread_reports_subquery(user_id):
     return (select(Message.report_id)
             .outerjoin(mark, and_(mark.c.user_id == user_id, mark.c.report_id == Message.report_id,
                                   mark.c.channel == Message.channel))
-            .where(Message.author_id != user_id, Message.id > func.coalesce(mark.c.last_read_id, 0)))
+            .where(Message.author_id != user_id, Message.classification.in_(bindparam("vis_levels", expanding=True)),
+                   Message.id > func.coalesce(mark.c.last_read_id, 0)))
 
 
 def case_workers(session: Session, report: Report, today: date) -> list[User]:
@@ -199,10 +202,11 @@ def dashboard(session: Session, subject: Subject, *, today: date, target_days: i
     params = reports.government_params(session, subject)
     visible = reports.visible_to_government()
     by_status = sorted(reports.government_counts(session, subject).items(), key=lambda kv: (-kv[1], kv[0]))
-    by_tech = [(code, int(n)) for code, n in session.execute(
+    hidden_by_code = Counter(r.code for r in params["hidden"])
+    by_tech = [(code, int(n) - hidden_by_code[code]) for code, n in session.execute(
         select(Technology.code, func.sum(ReportTally.n)).join(ReportTally, ReportTally.technology_id == Technology.id)
         .where(reports.visible_to_government(ReportTally)).group_by(Technology.code).order_by(Technology.code),
-        params).all() if n]
+        params).all() if n and int(n) - hidden_by_code[code]]
     by_country = session.execute(select(Report.destination_country, func.count()).where(visible)
                                  .group_by(Report.destination_country).order_by(func.count().desc()).limit(12),
                                  params).all()
