@@ -164,6 +164,14 @@ def test_broken_multipart_body_and_missing_token(app, filer_client, backend, tmp
     assert _attachments(app) == [] and _blob_count(app, tmp_path, backend) == 0
 
 
+def flip_blob_byte(tmp_path, att, offset: int = 200_000) -> None:
+    """Flip one bit of a stored ciphertext in the directory blob store."""
+    path = tmp_path / "blobs" / att.blob_key[:2] / att.blob_key
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 1
+    path.write_bytes(bytes(raw))
+
+
 def test_tampered_blob_aborts_the_download(app, filer_client, tmp_path):
     s = app.config["SETTINGS"]
     s.blob_store, s.blob_dir = "directory", tmp_path / "blobs"
@@ -172,10 +180,7 @@ def test_tampered_blob_aborts_the_download(app, filer_client, tmp_path):
     data = b"%PDF-1.4\n" + os.urandom(300_000)
     upload(client, rid, data, "a.pdf")
     [att] = _attachments(app)
-    path = tmp_path / "blobs" / att.blob_key[:2] / att.blob_key
-    raw = bytearray(path.read_bytes())
-    raw[200_000] ^= 1
-    path.write_bytes(bytes(raw))
+    flip_blob_byte(tmp_path, att)
     resp = client.get(f"/attachments/{att.id}")
     with pytest.raises(DecryptionError):
         resp.get_data()

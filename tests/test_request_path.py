@@ -11,7 +11,7 @@ import pytest
 from crypto import DecryptionError
 from tests.conftest import audit_events, csrf_of, sign_in
 from tests.reports_helpers import fill_all, new_report, submit
-from tests.test_attachments import _attachments, upload
+from tests.test_attachments import _attachments, flip_blob_byte, upload
 
 
 @pytest.fixture
@@ -47,10 +47,7 @@ def test_a_download_is_a_success_only_when_the_last_byte_went_out(app, filer, tm
     done = audit_events(app, "attachment.download")
     assert [(e.outcome, e.reason) for e in done] == [("success", None)]
 
-    path = tmp_path / "blobs" / att.blob_key[:2] / att.blob_key
-    raw = bytearray(path.read_bytes())
-    raw[200_000] ^= 1
-    path.write_bytes(bytes(raw))
+    flip_blob_byte(tmp_path, att)
     resp = filer.get(f"/attachments/{att.id}")
     with pytest.raises(DecryptionError):
         resp.get_data()

@@ -14,7 +14,7 @@ from portal.access.subject import current_clearance
 from portal.orgs.services import organisations, users
 from portal.auth.models import User
 from portal.catalogue.models import Technology
-from portal.core.guard import audit, by_id, failed, guarded
+from portal.core.guard import by_id, failed, guarded, invalid_form
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip
@@ -22,12 +22,6 @@ from portal.orgs import services as org_services
 from portal.orgs.models import Organisation
 
 bp = Blueprint("access", __name__, url_prefix="/security")
-
-
-def _refused(action: str, form, **target) -> None:
-    """A form refused before any service saw it (empty reason, malformed date…) is recorded
-    like any other refusal: bad input is audited, and nothing is changed."""
-    audit(action, outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)}, **target)
 
 
 def _technologies():
@@ -91,7 +85,7 @@ def grant(obj: User):
             failed(e, "clearance.grant", target_type="user", target_id=obj.id)
             getattr(form, e.field or "level").errors.append(e.message)
     else:
-        _refused("clearance.grant", form, target_type="user", target_id=obj.id)
+        invalid_form("clearance.grant", form, target_type="user", target_id=obj.id)
     return _render_user(obj, grant_form=form, status=400)
 
 
@@ -108,7 +102,7 @@ def revoke(obj: User):
             failed(e, "clearance.revoke", target_type="user", target_id=obj.id)
             form.reason.errors.append(e.message)
     else:
-        _refused("clearance.revoke", form, target_type="user", target_id=obj.id)
+        invalid_form("clearance.revoke", form, target_type="user", target_id=obj.id)
     return _render_user(obj, revoke_form=form, status=400)
 
 
@@ -133,6 +127,6 @@ def facility(obj: Organisation):
             getattr(form, e.field or "valid_until").errors.append(e.message)
             status = 400
     elif form.is_submitted():
-        _refused("org.facility_clearance.set", form, target_type="organisation", target_id=obj.id)
+        invalid_form("org.facility_clearance.set", form, target_type="organisation", target_id=obj.id)
         status = 400
     return render_template("access/facility.html", org=obj, form=form, today=today_jst()), status

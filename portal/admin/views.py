@@ -11,7 +11,7 @@ from portal.admin import services
 from portal.admin.forms import AdminInviteForm, OrganisationForm, RoleForm
 from portal.auth.forms import EmptyForm
 from portal.auth.models import User
-from portal.core.guard import audit, by_id, failed, guarded
+from portal.core.guard import by_id, failed, guarded, invalid_form
 from portal.core.service import ServiceError
 from portal.core.web import client_ip, settings
 from portal.mail import outbox
@@ -19,11 +19,6 @@ from portal.orgs import services as org_services
 from portal.orgs.models import Organisation
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def _refused(action: str, form, **target) -> None:
-    """A form refused before any service saw it is recorded like any other refusal."""
-    audit(action, outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)}, **target)
 
 
 def _invite_form(formdata=None) -> AdminInviteForm:
@@ -64,7 +59,7 @@ def invite():
             failed(e, "org.member.invite")
             getattr(form, e.field or "email").errors.append(e.message)
     else:
-        _refused("org.member.invite", form)
+        invalid_form("org.member.invite", form)
     return _render_users(form, 400)
 
 
@@ -95,7 +90,7 @@ def change_role(obj: User):
             failed(e, "account.role.change", target_type="user", target_id=obj.id)
             form.role.errors.append(e.message)
     else:
-        _refused("account.role.change", form, target_type="user", target_id=obj.id)
+        invalid_form("account.role.change", form, target_type="user", target_id=obj.id)
     return render_template("admin/user.html", target=obj, form=form, empty=EmptyForm()), 400
 
 
@@ -137,7 +132,7 @@ def organisations():
             getattr(form, e.field or "name").errors.append(e.message)
             status = 400
     elif request.method == "POST":
-        _refused("org.create", form)
+        invalid_form("org.create", form)
         status = 400
     return render_template("admin/organisations.html", orgs=services.organisations(s), form=form), status
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.access.material import CaseMaterial
 from portal.db import Base, utcnow
 
 
@@ -20,11 +21,12 @@ class DataKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Attachment(Base):
+class Attachment(CaseMaterial, Base):
     """An encrypted file on a report (and later on a message). The blob key is random and
     never derived from the filename; the DEK is the attachment's own, wrapped by a KEK."""
 
     __tablename__ = "attachments"
+    audit_kind = "attachment"
     __table_args__ = (Index("ix_attachments_report_id", "report_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,17 +64,6 @@ class Attachment(Base):
                       audience="government" if internal else "company", draft=report.status == "draft",
                       internal=internal, frozen=self.message_id is not None or self.version is not None,
                       audience_facility_valid=report.organisation.facility_clearance_valid(_today()))
-
-    def policy_target(self):
-        return self.access_labels()
-
-    def policy_parent(self):
-        """The case it belongs to: reaching it needs the case too (rule 7)."""
-        return self.report.access_labels()
-
-    @property
-    def audit_target(self) -> tuple[str, int]:
-        return ("attachment", self.id)
 
 
 class BlobChunk(Base):

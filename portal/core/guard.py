@@ -117,6 +117,13 @@ def failed(e: ServiceError, event: str, obj: object = None, **event_fields) -> N
     audit(event, outcome="failure", reason=e.reason, **{**_identity(obj), **event_fields})
 
 
+def invalid_form(event: str, form, **event_fields) -> None:
+    """A form refused before any service saw it (empty reason, malformed date…): bad input is
+    recorded like any other failure, and nothing is changed."""
+    discard()
+    audit(event, outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)}, **event_fields)
+
+
 def discard() -> None:
     """Nothing of this request is kept (a form with errors after a service looked at it)."""
     db.session().rollback()

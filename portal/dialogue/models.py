@@ -5,16 +5,18 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.access.material import CaseMaterial
 from portal.db import Base, utcnow
 from portal.sealed import Sealed
 
 EXTERNAL, INTERNAL = "external", "internal"
 
 
-class Message(Base):
+class Message(CaseMaterial, Base):
     """Append-only: a correction is a new message. The body is sealed at rest."""
 
     __tablename__ = "messages"
+    audit_kind = "message"
     __table_args__ = (Index("ix_messages_report_channel_id", "report_id", "channel", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,17 +46,6 @@ class Message(Base):
                       audience="company" if self.channel == EXTERNAL else "government",
                       internal=self.channel == INTERNAL, frozen=True,
                       audience_facility_valid=self.report.organisation.facility_clearance_valid(_today()))
-
-    def policy_target(self):
-        return self.access_labels()
-
-    def policy_parent(self):
-        """The case it belongs to: reaching it needs the case too (rule 7)."""
-        return self.report.access_labels()
-
-    @property
-    def audit_target(self) -> tuple[str, int]:
-        return ("message", self.id)
 
 
 class ReadMark(Base):

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.access.material import CaseMaterial
 from portal.db import Base, utcnow
 from portal.sealed import Sealed
 
@@ -12,11 +13,12 @@ DRAFT, PENDING, REJECTED, ISSUED, REVOKED = "draft", "pending_approval", "reject
 COMPANY_VISIBLE = (ISSUED, REVOKED)
 
 
-class Inform(Base):
+class Inform(CaseMaterial, Base):
     """An inform (インフォーム通知): drafted by a case worker, approved by another approver
     (four eyes), issued with a number and an official notice stored encrypted."""
 
     __tablename__ = "informs"
+    audit_kind = "inform"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
@@ -69,17 +71,6 @@ class Inform(Base):
 
         return replace(self.access_labels(), classification=self.rationale_classification, internal=True,
                        author_id=None)
-
-    def policy_target(self):
-        return self.access_labels()
-
-    def policy_parent(self):
-        """The case it belongs to: reaching it needs the case too (rule 7)."""
-        return self.report.access_labels()
-
-    @property
-    def audit_target(self) -> tuple[str, int]:
-        return ("inform", self.id)
 
 
 class InformEvent(Base):

@@ -42,15 +42,19 @@ def _invalid(message: str, reason: str = "invalid_input"):
     return ServiceError(message, reason=reason)
 
 
-@bp.route("/reports/<int:report_id>/informs", methods=["POST"])
-@guarded(Action.INFORM_DRAFT, load=_load_report, event="inform.draft", back=_case)
-def create(obj: Report):
+def _draft_fields() -> dict:
+    """The draft's texts from the posted form (drafting and editing take the same fields)."""
     form = InformForm()
     if not form.validate_on_submit():
         raise _invalid(_("Complete the inform draft: legal basis, reasons and internal rationale."))
-    services.draft(db.session(), obj, legal_basis=form.legal_basis.data, reasons=form.reasons.data,
-                   conditions=form.conditions.data, internal_rationale=form.internal_rationale.data,
-                   rationale_classification=form.rationale_classification.data, **_common())
+    return {name: getattr(form, name).data for name in
+            ("legal_basis", "reasons", "conditions", "internal_rationale", "rationale_classification")}
+
+
+@bp.route("/reports/<int:report_id>/informs", methods=["POST"])
+@guarded(Action.INFORM_DRAFT, load=_load_report, event="inform.draft", back=_case)
+def create(obj: Report):
+    services.draft(db.session(), obj, **_draft_fields(), **_common())
     flash(_("The inform has been drafted. Send it for approval when it is ready."), "success")
     return redirect(_case(obj))
 
@@ -58,12 +62,7 @@ def create(obj: Report):
 @bp.route("/informs/<int:inform_id>/edit", methods=["POST"])
 @guarded(Action.INFORM_DRAFT, load=_load, event="inform.edit", back=_case)
 def edit(obj: Inform):
-    form = InformForm()
-    if not form.validate_on_submit():
-        raise _invalid(_("Complete the inform draft: legal basis, reasons and internal rationale."))
-    services.update(db.session(), obj, legal_basis=form.legal_basis.data, reasons=form.reasons.data,
-                    conditions=form.conditions.data, internal_rationale=form.internal_rationale.data,
-                    rationale_classification=form.rationale_classification.data, **_common())
+    services.update(db.session(), obj, **_draft_fields(), **_common())
     flash(_("The draft has been saved."), "success")
     return redirect(_case(obj))
 

@@ -10,7 +10,7 @@ from portal import db
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm, SetPasswordForm
 from portal.auth.models import User
-from portal.core.guard import audit, by_id, discard, failed, guarded, public
+from portal.core.guard import by_id, discard, failed, guarded, invalid_form, public
 from portal.core.service import ServiceError
 from portal.core.web import client_ip, settings
 from portal.orgs import services
@@ -51,7 +51,7 @@ def invite(obj: Organisation):
             failed(e, "org.member.invite")
             getattr(form, e.field or "email").errors.append(e.message)
     else:
-        audit("org.member.invite", outcome="failure", reason="invalid_input", details={"fields": sorted(form.errors)})
+        invalid_form("org.member.invite", form)
     return render_template("orgs/members.html", org=org, members=services.members(s, org.id),
                            invitations=services.pending_invitations(s, org.id), form=form, empty=EmptyForm()), 400
 

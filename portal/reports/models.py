@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.catalogue.models import Technology
+from portal.access.material import CaseMaterial
 from portal.db import Base, utcnow
 from portal.orgs.models import Organisation
 from portal.sealed import Sealed
@@ -128,10 +129,11 @@ class ReportTally(Base):
     n: Mapped[int] = mapped_column(default=0)
 
 
-class ReportVersion(Base):
+class ReportVersion(CaseMaterial, Base):
     """Submitted content, frozen. An amendment after a return is a new version."""
 
     __tablename__ = "report_versions"
+    audit_kind = "report"
     __table_args__ = (UniqueConstraint("report_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -156,13 +158,6 @@ class ReportVersion(Base):
 
         return Labels(org_id=self.report.organisation_id, classification=self.classification,
                       compartments=frozenset({self.technology.code}))
-
-    def policy_target(self):
-        return self.access_labels()
-
-    def policy_parent(self):
-        """The case it belongs to: reaching it needs the case too (rule 7)."""
-        return self.report.access_labels()
 
     @property
     def audit_target(self) -> tuple[str, int]:
