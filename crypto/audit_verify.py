@@ -9,6 +9,12 @@ file, an event modified, missing, reordered or added. The hash rule is the porta
 ``hash = SHA-256(prev_hash ‖ "\\n" ‖ JSON([seq, occurred_at, actor_id, actor_email, actor_role,
 org_id, source_ip, action, target_type, target_id, case_ref, outcome, reason, details]))`` with
 compact separators and UTF-8 (portal/audit/trail.py, kept in step by a test).
+
+CSV exports whose manifest says ``"neutralised": true`` are safe to open in a spreadsheet
+(OWASP's CSV-injection rule): a cell whose value begins with ``=``, ``+``, ``-``, ``@``, a tab or
+a carriage return is written with a single quote ``'`` before it, and so is a value that itself
+begins with ``'`` or is exactly ``\\N`` (so that the quote, and the NULL marker, stay unambiguous).
+The verifier removes that one quote before hashing. JSON Lines is written as is.
 """
 from __future__ import annotations
 
@@ -30,6 +36,11 @@ INTS = {"seq", "actor_id", "org_id"}
 CSV_NULL = "\\N"
 MANIFEST_PREFIX = "#manifest "
 GENESIS = "0" * 64
+# OWASP CSV injection: a spreadsheet reads a cell beginning with one of these as a formula (or
+# strips it). Such a value is written with QUOTE before it; so is a value beginning with QUOTE.
+FORMULA_STARTS = frozenset("=+-@\t\r")
+QUOTE = "'"
+_QUOTED_STARTS = FORMULA_STARTS | {QUOTE}
 
 
 @dataclass
@@ -64,13 +75,28 @@ def manifest_bytes(manifest: dict) -> bytes:
     return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def csv_cell(value: str) -> str:
+    """A text value as its CSV cell: ``'`` before one a spreadsheet would take for a formula,
+    before one that begins with ``'`` and before the text ``\\N`` (which would read as NULL)."""
+    return QUOTE + value if value[:1] in _QUOTED_STARTS or value == CSV_NULL else value
+
+
+def csv_value(cell: str) -> str:
+    """The value a neutralised cell was written from (the inverse of ``csv_cell``)."""
+    return cell[1:] if cell[:1] == QUOTE else cell
+
+
 _INT_COLUMNS = tuple(i for i, name in enumerate(FIELDS) if name in INTS)
 
 
-def _csv_event(row: list[str]) -> dict:
+def _csv_event(row: list[str], neutralised: bool = False) -> dict:
     if len(row) != len(FIELDS):
         raise ValueError("wrong number of columns")
-    values: list[str | int | None] = [None if cell == CSV_NULL else cell for cell in row]
+    values: list[str | int | None]
+    if neutralised:
+        values = [None if cell == CSV_NULL else csv_value(cell) for cell in row]
+    else:  # exports written before cells were neutralised
+        values = [None if cell == CSV_NULL else cell for cell in row]
     for i in _INT_COLUMNS:
         cell = values[i]
         if cell is not None:
@@ -119,6 +145,7 @@ def verify_export(f: BinaryIO | bytes, public_pem: bytes) -> Result:
     f.seek(0)
     digest = hashlib.sha256()
     contiguous = not manifest.get("filter")
+    neutralised = manifest.get("neutralised") is True
     prev_seq, prev_hash, count, offset = 0, GENESIS, 0, 0
     gap = None
     for n, raw in enumerate(f, start=1):
@@ -133,7 +160,7 @@ def verify_export(f: BinaryIO | bytes, public_pem: bytes) -> Result:
             continue
         try:
             if fmt == "csv":
-                event = _csv_event(next(csv.reader([line.decode("utf-8")])))
+                event = _csv_event(next(csv.reader([line.decode("utf-8")])), neutralised)
             else:
                 event = json.loads(line)
                 if list(event) != list(FIELDS):

@@ -76,6 +76,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     login.init_app(app)
 
+    from portal.core.web import BoundedInt
+
+    # One converter for every id in a path: a number the database cannot hold names nothing
+    # (404 from routing, before any view or query), on SQLite and PostgreSQL alike.
+    app.url_map.converters["int"] = BoundedInt
+
     from portal.core.views import bp as core_bp
     from portal.auth.views import bp as auth_bp
     from portal.orgs.views import bp as orgs_bp

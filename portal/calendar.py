@@ -160,3 +160,16 @@ def previous_business_days(d: date, n: int, limit: int) -> list[date]:
         if is_business_day(cur):
             out.append(cur)
     return out
+
+
+def window(today: date, years_back: int, years_ahead: int) -> tuple[date, date]:
+    """The dates a field accepts around ``today``: every stored date stays one the clocks
+    handle, and a mistyped year is caught where it is typed."""
+
+    def shifted(years: int) -> date:
+        try:
+            return today.replace(year=today.year + years)
+        except ValueError:  # 29 February
+            return today.replace(year=today.year + years, day=28)
+
+    return shifted(-years_back), shifted(years_ahead)

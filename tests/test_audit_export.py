@@ -156,3 +156,120 @@ def test_verifier_cli_exit_codes(app, auditor, tmp_path):
     assert main([str(export), str(key)]) == 0
     export.write_bytes(data.replace(b"auth.signin", b"auth.signout", 1))
     assert main([str(export), str(key)]) == 1
+
+
+# ---------------------------------------------------------------- spreadsheet formulas (issue 13 item 3)
+
+HOSTILE_CODE = '=HYPERLINK("http://evil.example","x")'
+HOSTILE_EMAIL = "=1+2@demo.example"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _record_hostile(app):
+    """What an admin's technology code and an invited account's e-mail leave in the trail, written
+    straight to it: whatever the forms accept today, the export must hold any value safely."""
+    from portal import db
+    from portal.audit.trail import Actor, record
+
+    with app.app_context():
+        s = db.session()
+        org = s.execute(sa.text("SELECT min(id) FROM organisations")).scalar()
+        record(s, "catalogue.add", actor=Actor(None, "admin@demo.example", "admin", None),
+               target_type="technology", target_id=HOSTILE_CODE)
+        actor = Actor(None, HOSTILE_EMAIL, "filer", org)
+        record(s, "auth.signin", actor=actor, reason="+SUM(A1:A9)")
+        record(s, "report.view", actor=actor, target_type="report", target_id="-2+3", case_ref="@SUM(1)")
+        record(s, "report.view", actor=actor, reason="'already quoted", target_id="\\N")
+        s.commit()
+
+
+def _csv_cells(data: bytes) -> list[list[str]]:
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def test_csv_export_neutralises_formulas_and_still_verifies(app, auditor):
+    _record_hostile(app)
+    data = auditor.get("/audit/export?format=csv").get_data()
+    rows = _csv_cells(data)
+    # Not one cell of the file, the manifest line included, begins a formula.
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(FORMULA_STARTS), (cell, row)
+    cells = {cell for row in rows for cell in row}
+    assert "'" + HOSTILE_CODE in cells and "'" + HOSTILE_EMAIL in cells
+    assert {"'+SUM(A1:A9)", "'-2+3", "'@SUM(1)", "''already quoted", "'\\N"} <= cells
+    result = verify_export(data, _pem(app))
+    assert result.ok, result.problem
+    # The verifier hashes the values as recorded: the quote is not part of them.
+    [ev] = [e for e in audit_events(app, "catalogue.add") if e.target_id == HOSTILE_CODE]
+    assert ev.actor_email == "admin@demo.example"
+    assert [e.target_id for e in audit_events(app, "report.view") if e.reason == "'already quoted"] == ["\\N"]
+
+
+def test_tampering_with_a_neutralised_csv_is_still_caught(app, auditor):
+    _record_hostile(app)
+    data = auditor.get("/audit/export?format=csv").get_data()
+    pem = _pem(app)
+    quoted = '"\'' + HOSTILE_CODE.replace('"', '""') + '"'
+    assert quoted.encode() in data
+    # The quote taken off again (the value the hash covers is unchanged, the signed bytes are not).
+    unquoted = data.replace(quoted.encode(), ('"' + HOSTILE_CODE.replace('"', '""') + '"').encode(), 1)
+    result = verify_export(unquoted, pem)
+    assert not result.ok and "differs from what was signed" in result.problem
+    # The value changed behind its quote.
+    changed = data.replace(b"'=1+2@demo.example", b"'=1+3@demo.example", 1)
+    result = verify_export(changed, pem)
+    assert not result.ok and "was modified" in result.problem
+    # The manifest's promise withdrawn: the quoted cells no longer hash, and the signature fails.
+    lines = _lines(data)
+    forged = lines[-1].replace(b'"neutralised":true', b'"neutralised":false')
+    assert forged != lines[-1]
+    result = verify_export(_join(lines[:-1] + [forged]), pem)
+    assert not result.ok and "bad signature" in result.problem
+
+
+def test_jsonl_export_keeps_values_as_they_are(app, auditor):
+    _record_hostile(app)
+    data = auditor.get("/audit/export?format=jsonl").get_data()
+    events = [json.loads(line) for line in _lines(data)[:-1]]
+    assert HOSTILE_CODE in {e["target_id"] for e in events}
+    assert HOSTILE_EMAIL in {e["actor_email"] for e in events}
+    manifest = json.loads(_lines(data)[-1])["manifest"]
+    assert "neutralised" not in manifest
+    assert verify_export(data, _pem(app)).ok
+
+
+def test_manifest_line_starts_no_cell_with_a_filter_value(app, auditor):
+    """The manifest line is JSON, but a spreadsheet splits it at commas like any other line."""
+    from portal import db
+    from portal.audit import checkpoints
+    from portal.audit.export import Filter, stream
+
+    _record_hostile(app)
+    with app.app_context():
+        key = checkpoints.signing_key(str(app.config["SETTINGS"].audit_key_path))
+        f = Filter(actor=HOSTILE_EMAIL, case_ref='x,=HYPERLINK("http://evil.example")')
+        data = b"".join(stream(db.engine(), f, "csv", key=key, exporter="x,=1+2@demo.example", checkpoint=None))
+    last = _lines(data)[-1]
+    assert b"," + b"=" not in last
+    for cell in _csv_cells(last + b"\n")[0]:
+        assert not cell.startswith(FORMULA_STARTS), cell
+    manifest = json.loads(last.split(b" ", 1)[1])["manifest"]
+    assert manifest["filter"]["case_ref"] == 'x,=HYPERLINK("http://evil.example")'
+    assert manifest["exporter"] == "x,=1+2@demo.example"
+    result = verify_export(data, _pem(app))
+    assert result.ok and result.count == 0, result.problem
+
+
+@pytest.mark.parametrize("value", ["=1", "+1", "-1", "@a", "\tx", "\rx", "'x", "''", "\\N", "", "x", "1-2",
+                                   "a=b", "\\Nx", "'"])
+def test_csv_cell_round_trips(value):
+    from crypto.audit_verify import FORMULA_STARTS as STARTS, csv_cell, csv_value
+
+    cell = csv_cell(value)
+    assert csv_value(cell) == value
+    assert cell[:1] not in STARTS
+    assert cell != "\\N"

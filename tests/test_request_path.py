@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+from werkzeug.routing import IntegerConverter
 
 from crypto import DecryptionError
 from tests.conftest import audit_events, csrf_of, sign_in
@@ -89,7 +90,7 @@ def test_no_object_id_gives_a_500(app, client, factory):
     token = csrf_of(client.get("/account").get_data(as_text=True))
     checked = 0
     for rule in app.url_map.iter_rules():
-        ints = [name for name, conv in rule._converters.items() if type(conv).__name__ == "IntegerConverter"]
+        ints = [name for name, conv in rule._converters.items() if isinstance(conv, IntegerConverter)]
         if not ints:
             continue
         for big in (2**31, 2**63, 10**40):

@@ -5,7 +5,7 @@ from wtforms import DateField, SelectField, SelectMultipleField, TextAreaField, 
 from wtforms.validators import Length, Optional
 
 from portal.access.levels import LEVEL_LABELS, Level
-from portal.core.forms import BaseForm, Required, strip
+from portal.core.forms import BaseForm, DateWindow, Required, strip
 
 
 class CheckboxesField(SelectMultipleField):
@@ -20,7 +20,8 @@ class GrantForm(BaseForm):
                         description=_l("The highest classification the person may read."))
     compartments = CheckboxesField(_l("Compartments (designated technologies)"), choices=[], validate_choice=False,
                                    description=_l("The person sees only cases of the technologies ticked here."))
-    expires_on = DateField(_l("Expiry date"), validators=[Optional()], format="%Y-%m-%d",
+    expires_on = DateField(_l("Expiry date"), validators=[Optional(), DateWindow(0, 10, not_before_today=True)],
+                           format="%Y-%m-%d",
                            description=_l("Leave empty for the statutory default of 10 years. For example 2036-11-21."))
     reason = TextAreaField(_l("Reason"), filters=[strip],
                            validators=[Required(_l("Enter the reason for this grant.")), Length(max=1000)],
@@ -34,7 +35,7 @@ class RevokeForm(BaseForm):
 
 
 class FacilityForm(BaseForm):
-    valid_from = DateField(_l("Valid from"), validators=[Optional()], format="%Y-%m-%d",
+    valid_from = DateField(_l("Valid from"), validators=[Optional(), DateWindow(10, 20)], format="%Y-%m-%d",
                            description=_l("For example 2026-04-01. Leave both dates empty to remove the facility clearance."))
-    valid_until = DateField(_l("Valid until"), validators=[Optional()], format="%Y-%m-%d",
+    valid_until = DateField(_l("Valid until"), validators=[Optional(), DateWindow(10, 20)], format="%Y-%m-%d",
                             description=_l("For example 2031-03-31."))

@@ -14,6 +14,7 @@ from portal.auth.passwords import hash_password, password_problems
 from portal.auth.sessions import revoke_user
 from portal.config import Settings
 from portal.core.service import ServiceError
+from portal.core.text import control_problem
 from portal.db import utcnow
 from portal.orgs.models import Organisation
 # The lists live with organisations, which the clearance console (portal.access) may import.
@@ -34,6 +35,8 @@ def create_user(session: Session, settings: Settings, *, email: str, name: str, 
     name = (name or "").strip()
     if not name:
         raise ServiceError(_("Enter the person's name."), field="name", reason="name_missing")
+    if (text_problem := control_problem(name)):
+        raise ServiceError(text_problem, field="name", reason="control_character")
     r = Role.parse(role or "")
     if r is None:
         raise ServiceError(_("Choose a role from the list."), field="role", reason="unknown_role")

@@ -22,6 +22,7 @@ from portal.attachments.blobstore import BlobStore, DirectoryBlobStore, Database
 from portal.attachments.models import Attachment
 from portal.audit.trail import record
 from portal.core.service import ServiceError
+from portal.core.text import strip_controls
 
 EDITABLE = ("draft", "returned")
 
@@ -100,13 +101,14 @@ def store_for(settings, session_factory) -> BlobStore:
     return DirectoryBlobStore(settings.blob_dir)
 
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+_UNSAFE = re.compile(r'[<>:"/\\|?*]')
 
 
 def clean_filename(raw: str | None) -> str:
-    """What the person sees as the file's name: the last path component, NFC, no control or
-    path characters, at most 200 characters. Never used as a storage path."""
-    name = unicodedata.normalize("NFC", raw or "")
+    r"""What the person sees as the file's name: the last path component, NFC, no path
+    characters, at most 200 characters. Control and text-direction characters are removed
+    (``photo\u202egnp.txt`` would show as "phototxt.png"). Never used as a storage path."""
+    name = strip_controls(unicodedata.normalize("NFC", raw or ""))
     name = re.split(r"[\\/]", name)[-1]
     name = _UNSAFE.sub("_", name).strip(" .")
     if len(name) > 200:

@@ -16,6 +16,7 @@ from portal.attachments.models import Attachment
 from portal.auth.forms import EmptyForm
 from portal.core.guard import (after_this_request_commits, audit, audited_stream, by_id, check, current_subject, failed,
                                guarded)
+from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
@@ -115,7 +116,7 @@ def download(obj: Attachment):
     resp.headers["Content-Length"] = str(obj.size)
     resp.headers["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
     resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    resp.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     return resp
 
 

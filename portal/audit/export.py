@@ -1,13 +1,21 @@
 """Exports of the audit trail in CSV or JSON Lines, streamed in constant memory, each ending
 with a signed manifest (filter, count, first and last sequence number and hash, the SHA-256
 of everything before it, time, exporter, and the checkpoint made for the export).
-``python -m crypto.audit_verify`` checks one offline with only the public key."""
+``python -m crypto.audit_verify`` checks one offline with only the public key.
+
+CSV is bound for spreadsheets, so no cell may begin a formula (OWASP's CSV-injection rule): a
+value beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` before it
+(``crypto.audit_verify.csv_cell``; the manifest says ``"neutralised": true`` and the verifier
+takes the quote off before hashing). In the manifest line every comma inside a JSON string is
+written ``\\u002c``, so that a spreadsheet splitting that line at commas starts no cell with a
+value. JSON Lines is not for spreadsheets and is written as is."""
 from __future__ import annotations
 
 import base64
 import csv
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Iterator
@@ -15,7 +23,7 @@ from typing import Iterator
 from sqlalchemy import select
 
 from crypto import SigningKey
-from crypto.audit_verify import CSV_NULL, FIELDS, MANIFEST_PREFIX, manifest_bytes
+from crypto.audit_verify import CSV_NULL, FIELDS, MANIFEST_PREFIX, manifest_bytes, csv_cell
 from portal.audit.models import AuditEvent
 from portal.audit.trail import format_time
 from portal.core.timeutil import JST
@@ -37,11 +45,17 @@ class Filter:
         return {k: v for k, v in self.__dict__.items() if v}
 
 
-def _date(value: str):
+def parse_day(value: str | None):
+    """A filter's day, or None. Days outside 1900–2999 filter nothing the trail can hold, and
+    would overflow a day's end (9999-12-31 + 1 day): they are no bound at all."""
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date() if value else None
+        day = datetime.strptime(value, "%Y-%m-%d").date() if value else None
     except ValueError:
         return None
+    return day if day is not None and 1900 <= day.year <= 2999 else None
+
+
+_date = parse_day
 
 
 def query(f: Filter):
@@ -111,8 +125,8 @@ def _stream(conn, f: Filter, fmt: str, *, key: SigningKey, exporter: str,
             continue
         if fmt == "csv":
             for row in part:
-                values = [CSV_NULL if v is None else v for v in row]
-                values[1] = format_time(_as_utc(values[1]))
+                values = [CSV_NULL if v is None else csv_cell(v) if v.__class__ is str else v for v in row]
+                values[1] = format_time(_as_utc(row[1]))
                 writer.writerow(values)
         else:
             for row in part:
@@ -134,9 +148,17 @@ def _stream(conn, f: Filter, fmt: str, *, key: SigningKey, exporter: str,
         "sha256": digest.hexdigest(), "exported_at": format_time(datetime.now(timezone.utc)),
         "exporter": exporter, "key_id": key.key_id, "checkpoint": checkpoint,
     }
+    if fmt == "csv":
+        manifest["neutralised"] = True
     trailer = json.dumps({"manifest": manifest, "signature": base64.b64encode(key.sign(manifest_bytes(manifest))).decode()},
                          ensure_ascii=False, separators=(",", ":"))
+    if fmt == "csv":
+        trailer = _JSON_STRING.sub(lambda m: m.group(0).replace(",", "\\u002c"), trailer)
     yield ((MANIFEST_PREFIX if fmt == "csv" else "") + trailer + "\n").encode("utf-8")
+
+
+# A JSON string token (json.dumps escapes every quote and backslash inside one).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def _as_utc(value):

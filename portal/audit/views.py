@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from portal import db
 from portal.access.policy import Action
+from portal.audit.export import parse_day
 from portal.audit.models import AuditEvent
 from portal.core.guard import audit, by_id, guarded
 from portal.core.timeutil import JST
@@ -19,15 +20,6 @@ from portal.core.timeutil import JST
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
 PAGE = 100
-
-
-def _date(value: str | None):
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        return None
 
 
 @bp.route("/")
@@ -46,7 +38,7 @@ def events():
         stmt = stmt.where(AuditEvent.case_ref == f["case_ref"])
     if f["org"].isdigit():
         stmt = stmt.where(AuditEvent.org_id == int(f["org"]))
-    d_from, d_to = _date(f["from"]), _date(f["to"])
+    d_from, d_to = parse_day(f["from"]), parse_day(f["to"])
     if d_from:
         stmt = stmt.where(AuditEvent.occurred_at >= datetime.combine(d_from, time(), JST))
     if d_to:

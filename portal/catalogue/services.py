@@ -1,6 +1,7 @@
 """The designated-technology catalogue: data with effective dates, kept by an admin."""
 from __future__ import annotations
 
+import re
 import time
 from datetime import date
 
@@ -10,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from portal.audit.trail import record
 from portal.catalogue.models import Technology
+from portal.core.forms import normalise_code
 from portal.core.service import ServiceError
+from portal.core.text import control_problem
 
 
 # The lists' technology filters are drawn on every list page; their options are kept per
@@ -72,10 +75,27 @@ def _references():
             if fk.target_fullname == target]
 
 
+# A technology code: "T" and two or three digits (T01 … T19 as designated, T20 … T999 for later
+# additions). Typed in full width or lower case it is the same code.
+CODE_PATTERN = re.compile(r"T[0-9]{2,3}")
+
+
+def _check_names(name_ja: str, name_en: str) -> None:
+    for field, value in (("name_ja", name_ja), ("name_en", name_en)):
+        problem = control_problem(value)
+        if problem:
+            raise ServiceError(problem, field=field, reason="control_character")
+
+
 def add(session: Session, *, code: str, name_ja: str, name_en: str, effective_from: date, actor, ip) -> Technology:
-    code = (code or "").strip().upper()
-    if not code or len(code) > 32:
-        raise ServiceError(_("Enter a code of at most 32 characters, for example T20."), field="code", reason="bad_code")
+    problem = control_problem(code)
+    if problem:
+        raise ServiceError(problem, field="code", reason="control_character")
+    code = (normalise_code(code) or "").upper()
+    if not CODE_PATTERN.fullmatch(code):
+        raise ServiceError(_("Enter a code of the letter T and two or three digits, for example T20."), field="code",
+                           reason="bad_code")
+    _check_names(name_ja, name_en)
     if session.execute(select(Technology.id).where(Technology.code == code)).first():
         raise ServiceError(_("An entry with this code already exists."), field="code", reason="duplicate_code")
     t = Technology(code=code, name_ja=name_ja.strip(), name_en=name_en.strip(), effective_from=effective_from)
@@ -88,6 +108,7 @@ def add(session: Session, *, code: str, name_ja: str, name_en: str, effective_fr
 
 
 def update(session: Session, t: Technology, *, name_ja: str, name_en: str, effective_until: date | None, actor, ip) -> None:
+    _check_names(name_ja, name_en)
     if effective_until is not None and effective_until < t.effective_from:
         raise ServiceError(_("The end date cannot be before the start date."), field="effective_until",
                            reason="end_before_start")

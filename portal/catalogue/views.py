@@ -11,7 +11,7 @@ from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
 from portal.catalogue import services
 from portal.catalogue.models import Technology
-from portal.core.forms import BaseForm, Required, strip
+from portal.core.forms import BaseForm, DateWindow, Required, strip
 from portal.core.guard import by_id, failed, guarded
 from portal.core.service import ServiceError
 from portal.core.web import client_ip
@@ -21,12 +21,13 @@ bp = Blueprint("catalogue", __name__, url_prefix="/admin/technologies")
 
 class EntryForm(BaseForm):
     code = StringField(_l("Code"), filters=[strip], validators=[Required(_l("Enter a code.")), Length(max=32)],
-                       description=_l("A short identifier, for example T20."))
+                       description=_l("The letter T and two or three digits, for example T20."))
     name_ja = StringField(_l("Name in Japanese"), filters=[strip],
                           validators=[Required(_l("Enter the name in Japanese.")), Length(max=200)])
     name_en = StringField(_l("Name in English"), filters=[strip],
                           validators=[Required(_l("Enter the name in English.")), Length(max=200)])
-    effective_from = DateField(_l("In force from"), validators=[Required(_l("Enter the date from which reports are required."))],
+    effective_from = DateField(_l("In force from"),
+                               validators=[Required(_l("Enter the date from which reports are required.")), DateWindow(5, 20)],
                                description=_l("The date of the amended notice, for example 2027-04-01."))
 
 
@@ -35,7 +36,7 @@ class EditForm(BaseForm):
                           validators=[Required(_l("Enter the name in Japanese.")), Length(max=200)])
     name_en = StringField(_l("Name in English"), filters=[strip],
                           validators=[Required(_l("Enter the name in English.")), Length(max=200)])
-    effective_until = DateField(_l("In force until"), validators=[Optional()],
+    effective_until = DateField(_l("In force until"), validators=[Optional(), DateWindow(5, 20)],
                                 description=_l("Leave empty while the entry is in force. Reports already filed keep their entry."))
 
 

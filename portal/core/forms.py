@@ -6,7 +6,7 @@ import unicodedata
 from typing import ClassVar
 
 from email_validator import EmailNotValidError, validate_email
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DecimalField, IntegerField
 from wtforms.validators import StopValidation, ValidationError
@@ -63,6 +63,28 @@ class Required:
 
 class BaseForm(FlaskForm):
     pass
+
+
+class DateWindow:
+    """A date within ``years_back`` before and ``years_ahead`` after today (JST), with a
+    message that says the window (GOV.UK: say what is allowed, not only what is wrong)."""
+
+    def __init__(self, years_back: int, years_ahead: int, *, not_before_today: bool = False):
+        self.years_back, self.years_ahead, self.not_before_today = years_back, years_ahead, not_before_today
+
+    def __call__(self, form, field):
+        if field.data is None:
+            return
+        from portal.calendar import window
+        from portal.core.templating import jdate
+        from portal.core.timeutil import today_jst
+
+        today = today_jst()
+        low, high = window(today, self.years_back, self.years_ahead)
+        if self.not_before_today:
+            low = today
+        if not low <= field.data <= high:
+            raise ValidationError(gettext("Enter a date from %(low)s to %(high)s.", low=jdate(low), high=jdate(high)))
 
 
 def _normalise_amount_text(value: str) -> str:

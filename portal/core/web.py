@@ -5,6 +5,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from flask import current_app, request, url_for
+from werkzeug.routing import IntegerConverter
 
 from portal.config import Settings
 
@@ -35,3 +36,31 @@ def url_template(endpoint: str, arg: str) -> Callable[[int], str]:
     marker = 918273645
     head, tail = url_for(endpoint, **{arg: marker}).split(str(marker))
     return lambda value: f"{head}{int(value)}{tail}"
+
+
+def _digits_up_to(n: int) -> str:
+    """A regular expression for the integers 1..n without leading zeros, so that a larger
+    number never matches a route at all (werkzeug would otherwise answer 405 when another
+    method's rule has the same path)."""
+    text = str(n)
+    parts = [rf"[1-9]\d{{0,{len(text) - 2}}}"] if len(text) > 1 else []
+    for i, ch in enumerate(text):
+        head, d = text[:i], int(ch)
+        low = 1 if i == 0 else 0
+        if d > low:
+            rest = len(text) - i - 1
+            parts.append(f"{head}[{low}-{d - 1}]" + (rf"\d{{{rest}}}" if rest else ""))
+    parts.append(text)
+    return "(?:" + "|".join(parts) + ")"
+
+
+class BoundedInt(IntegerConverter):
+    """``<int:...>`` in every route: 1 to 2**31 - 1 (a PostgreSQL integer key), plain digits
+    only (no sign, no leading zeros); anything else does not match the route (404)."""
+
+    MAX = 2**31 - 1
+    regex = _digits_up_to(MAX)
+
+    def __init__(self, map, fixed_digits=0, min=1, max=MAX, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+        self.regex = _digits_up_to(max)

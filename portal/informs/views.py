@@ -10,6 +10,7 @@ from portal.attachments import services as attachments
 from portal.attachments.keys import current_keyring
 from crypto import DecryptionError
 from portal.core.guard import audit, audited_stream, by_id, current_subject, guarded
+from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
@@ -164,6 +165,7 @@ def notice(obj: Inform):
     resp.headers["Content-Length"] = str(size)
     resp.headers["Content-Disposition"] = f'attachment; filename="{obj.number}{"" if lang == "ja" else "-en"}.pdf"'
     resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     if lang == "ja":
         resp.headers["X-Content-SHA256"] = obj.notice_sha256
     return resp

@@ -6,6 +6,8 @@ the right, since the base has an even length).
 """
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from portal.core.forms import normalise_code
 
 
@@ -22,3 +24,21 @@ def is_valid(number: str | None) -> bool:
 
 def clean(number: str) -> str:
     return (normalise_code(number) or "").replace("-", "")
+
+
+def problem(number: str | None) -> tuple[str, str] | None:
+    """What is wrong with a typed number, as (audit reason, message beside the field); None
+    when it is a valid 法人番号. Full-width digits, hyphens and spaces are accepted."""
+    n = clean(number or "")
+    if not (n.isascii() and n.isdigit()):
+        return "corporate_number_not_digits", _(
+            "Enter digits only: a corporate number (法人番号) is 13 digits, for example 1180301018771.")
+    if len(n) != 13:
+        return "corporate_number_length", _(
+            "A corporate number (法人番号) has 13 digits; this one has %(n)d. Check that no digit is missing or repeated.",
+            n=len(n))
+    if int(n[0]) != check_digit(n[1:]):
+        return "bad_corporate_number", _(
+            "This is not a valid corporate number (法人番号): its first digit, the check digit, does not match the "
+            "other twelve. Check the number against the National Tax Agency's register.")
+    return None

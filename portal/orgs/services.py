@@ -16,6 +16,7 @@ from portal.auth.passwords import password_problems
 from portal.auth.sessions import revoke_user
 from portal.config import Settings
 from portal.core.service import ServiceError
+from portal.core.text import control_problem
 from portal.db import utcnow
 from portal.mail import outbox
 from portal.orgs import corporate_number
@@ -27,10 +28,12 @@ def create_organisation(session: Session, *, name: str, number: str, address: st
     name = (name or "").strip()
     if not name:
         raise ServiceError(_("Enter the organisation's name."), field="name", reason="name_missing")
+    for field, value, lines in (("name", name, False), ("address", address, True)):
+        if (text_problem := control_problem(value, multiline=lines)):
+            raise ServiceError(text_problem, field=field, reason="control_character")
+    if (wrong := corporate_number.problem(number)) is not None:
+        raise ServiceError(wrong[1], field="corporate_number", reason=wrong[0])
     number = corporate_number.clean(number)
-    if not corporate_number.is_valid(number):
-        raise ServiceError(_("Enter a valid 13-digit corporate number (法人番号); the check digit does not match."),
-                           field="corporate_number", reason="bad_corporate_number")
     if session.execute(select(Organisation.id).where(Organisation.corporate_number == number)).first():
         raise ServiceError(_("An organisation with this corporate number already exists."),
                            field="corporate_number", reason="duplicate_corporate_number")
@@ -83,6 +86,8 @@ def invite(session: Session, settings: Settings, *, inviter: User, email: str, n
     if r.is_company == org.is_government:
         raise ServiceError(_("This role does not belong in this organisation: government roles are for government bodies, company roles for companies."),
                            field="role", reason="role_org_mismatch")
+    if (text_problem := control_problem(name)):
+        raise ServiceError(text_problem, field="name", reason="control_character")
     email = email.strip().lower()
     if session.execute(select(User.id).where(func.lower(User.email) == email)).first():
         raise ServiceError(_("An account with this e-mail address already exists."), field="email",

@@ -69,6 +69,11 @@ STEP_TITLES = {
 TARGET_DAYS_BEFORE_TRANSFER = 30
 
 
+# Planned contract and transfer dates: from 5 years back (a report amended after a return may
+# name a contract already signed) to 10 years ahead (the longest plan a report names).
+DATE_WINDOW_YEARS = (5, 10)
+
+
 def parse_date(value) -> date | None:
     if not value:
         return None

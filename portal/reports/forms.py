@@ -8,7 +8,8 @@ from wtforms.validators import Length, NumberRange, Optional
 
 from portal.access.forms import CheckboxesField
 from portal.access.levels import LEVEL_LABELS, Level
-from portal.core.forms import AmountField, BaseForm, Email, PercentField, Required, normalise_code, normalise_email_input, strip
+from portal.core.forms import (AmountField, BaseForm, DateWindow, Email, PercentField, Required, normalise_code,
+                               normalise_email_input, strip)
 from portal.reports import content as C
 
 
@@ -57,9 +58,11 @@ class TransferForm(BaseForm):
     destination_country = SelectField(_l("Destination country"), validate_choice=False,
                                       validators=[Required(_l("Choose the destination country."))],
                                       description=_l("Where the technology will be used."))
-    contract_date = DateField(_l("Planned contract date"), validators=[Required(_l("Enter the planned contract date."))],
+    contract_date = DateField(_l("Planned contract date"),
+                              validators=[Required(_l("Enter the planned contract date.")), DateWindow(*C.DATE_WINDOW_YEARS)],
                               description=_l("For example, 2027-01-15."))
-    transfer_date = DateField(_l("Planned transfer date"), validators=[Required(_l("Enter the planned transfer date."))],
+    transfer_date = DateField(_l("Planned transfer date"),
+                              validators=[Required(_l("Enter the planned transfer date.")), DateWindow(*C.DATE_WINDOW_YEARS)],
                               description=_l("In principle at least 30 days after you report. For example, 2027-03-01."))
     contract_value = AmountField(_l("Contract value"),
                                   validators=[Required(_l("Enter the contract value.")),

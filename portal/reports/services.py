@@ -17,9 +17,10 @@ from portal.access.policy import Action, Subject, compartment_set, compartment_t
 from portal.attachments.models import Attachment
 from portal.audit.trail import record
 from portal.auth.models import User
-from portal.calendar import business_days_between
+from portal.calendar import business_days_between, window
 from portal.catalogue.models import Technology
 from portal.core.service import Refused, ServiceError
+from portal.core.templating import jdate
 from portal.db import utcnow
 from portal.reports import content as C
 from portal.reports import listing
@@ -108,7 +109,12 @@ def validate_step(session: Session, step: str, values: dict, *, today: date, dra
         if values.get("currency") not in currency_codes():
             f.errors["currency"] = _("Choose a currency from the list.")
         contract, transfer = C.parse_date(values.get("contract_date")), C.parse_date(values.get("transfer_date"))
-        if contract and transfer and transfer < contract:
+        low, high = window(today, *C.DATE_WINDOW_YEARS)
+        for name, value in (("contract_date", contract), ("transfer_date", transfer)):
+            if value is not None and not low <= value <= high:
+                f.errors[name] = _("Enter a date from %(low)s to %(high)s.", low=jdate(low), high=jdate(high))
+        in_window = "contract_date" not in f.errors and "transfer_date" not in f.errors
+        if in_window and contract and transfer and transfer < contract:
             f.errors["transfer_date"] = _("The transfer cannot be planned before the contract date.")
         if transfer and transfer < today + timedelta(days=C.TARGET_DAYS_BEFORE_TRANSFER) and "transfer_date" not in f.errors:
             f.warnings["transfer_date"] = _(
@@ -232,8 +238,9 @@ def transition(session: Session, report: Report, name: str, *, subject: Subject,
         raise ServiceError(_("Enter a reason."), field="comment", reason="comment_missing")
     if comment and len(comment) > MAX_TEXT:
         raise ServiceError(_("Enter at most %(n)d characters.", n=MAX_TEXT), field="comment", reason="too_long")
-    if t.needs_due_date and (due is None or due <= today):
-        raise ServiceError(_("Enter a response due date after today."), field="due_date", reason="bad_due_date")
+    if t.needs_due_date and (due is None or not today < due <= window(today, 0, 1)[1]):
+        raise ServiceError(_("Enter a response due date after today and within a year."), field="due_date",
+                           reason="bad_due_date")
     source = report.status
     # The row's effects, in the table's order; nothing here names a transition.
     if t.freezes_version:
