@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from portal.calendar import window
 from portal.core.timeutil import today_jst
-from tests.conftest import csrf_of, sign_in
+from tests.conftest import sign_in
 from tests.reports_helpers import fill_all, good_values, new_report, post_step, submit
 
 
