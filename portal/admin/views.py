@@ -13,7 +13,7 @@ from portal.auth.forms import EmptyForm
 from portal.auth.models import User
 from portal.core.guard import by_id, failed, guarded, invalid_form
 from portal.core.service import ServiceError
-from portal.core.web import client_ip, settings
+from portal.core.web import client_ip, page_arg, settings
 from portal.mail import outbox
 from portal.orgs import services as org_services
 from portal.orgs.models import Organisation
@@ -51,8 +51,7 @@ def invite():
             if org is None:
                 raise ServiceError(_("Choose an organisation."), field="organisation_id", reason="unknown_org")
             org_services.invite(s, settings(), inviter=current_user, org=org, email=form.email.data,
-                                name=form.name.data, role=form.role.data, ip=client_ip(),
-                                accept_url=lambda t: url_for("orgs.accept", token=t, _external=True))
+                                name=form.name.data, role=form.role.data, ip=client_ip())
             flash(_("An invitation has been sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("admin.users"))
         except ServiceError as e:
@@ -140,6 +139,7 @@ def organisations():
 @bp.route("/outbox")
 @guarded(Action.OUTBOX_READ)
 def outbox_view():
-    page = max(1, min(request.args.get("page", 1, type=int) or 1, 10000))
-    msgs = outbox.recent(db.session(), limit=50, offset=(page - 1) * 50)
-    return render_template("admin/outbox.html", msgs=msgs, page=page)
+    page = min(page_arg(), 10000)
+    show_links = settings().mail_links_shown
+    msgs = outbox.for_readers(outbox.recent(db.session(), limit=50, offset=(page - 1) * 50), show_links=show_links)
+    return render_template("admin/outbox.html", msgs=msgs, page=page, show_links=show_links)

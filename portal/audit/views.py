@@ -15,6 +15,7 @@ from portal.access.policy import Action
 from portal.audit.export import parse_day
 from portal.audit.models import AuditEvent
 from portal.core.guard import audit, by_id, guarded
+from portal.core.web import parse_id
 from portal.core.timeutil import JST
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -36,15 +37,15 @@ def events():
         stmt = stmt.where(AuditEvent.outcome == f["outcome"])
     if f["case_ref"]:
         stmt = stmt.where(AuditEvent.case_ref == f["case_ref"])
-    if f["org"].isdigit():
-        stmt = stmt.where(AuditEvent.org_id == int(f["org"]))
+    if parse_id(f["org"]) is not None:
+        stmt = stmt.where(AuditEvent.org_id == parse_id(f["org"]))
     d_from, d_to = parse_day(f["from"]), parse_day(f["to"])
     if d_from:
         stmt = stmt.where(AuditEvent.occurred_at >= datetime.combine(d_from, time(), JST))
     if d_to:
         stmt = stmt.where(AuditEvent.occurred_at < datetime.combine(d_to + timedelta(days=1), time(), JST))
-    before = a.get("before", type=int)
-    if before and 0 < before < 2**63:
+    before = parse_id(a.get("before"), limit=2**63 - 1)
+    if before:
         stmt = stmt.where(AuditEvent.seq < before)
     rows = list(db.session().execute(stmt).scalars())
     more = len(rows) > PAGE

@@ -38,6 +38,26 @@ def url_template(endpoint: str, arg: str) -> Callable[[int], str]:
     return lambda value: f"{head}{int(value)}{tail}"
 
 
+MAX_ID = 2**31 - 1
+MAX_PAGE = 100_000
+
+
+def parse_id(value: str | None, *, limit: int = MAX_ID) -> int | None:
+    """One parser for every number a person or a client sends outside a path: ASCII digits
+    only (``"²".isdigit()`` is true), 1..limit; anything else is None."""
+    value = (value or "").strip()
+    if not value or len(value) > len(str(limit)) or not (value.isascii() and value.isdigit()):
+        return None
+    n = int(value)
+    return n if 0 < n <= limit else None
+
+
+def page_arg(name: str = "page") -> int:
+    """The page number a list was asked for: 1 when absent or odd, at most MAX_PAGE (the list
+    itself clamps to its last page)."""
+    return parse_id(request.args.get(name), limit=MAX_PAGE) or 1
+
+
 def _digits_up_to(n: int) -> str:
     """A regular expression for the integers 1..n without leading zeros, so that a larger
     number never matches a route at all (werkzeug would otherwise answer 405 when another

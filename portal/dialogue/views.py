@@ -12,10 +12,10 @@ from portal.access.policy import Action
 from portal.attachments import services as attachments
 from portal.attachments import web
 from portal.attachments.keys import current_keyring
-from portal.core.guard import MAX_ID, by_id, current_subject, guarded
+from portal.core.guard import by_id, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
-from portal.core.web import client_ip, settings
+from portal.core.web import client_ip, parse_id, settings
 from portal.dialogue import services
 from portal.notifications import notify
 from portal.reports.models import Report
@@ -38,10 +38,9 @@ def _due(value: str | None) -> date | None:
 
 
 def _reply_to(value: str) -> int | None:
-    value = value.strip()
-    if not value:
+    if not value.strip():
         return None
-    if not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
+    if parse_id(value) is None:
         raise ServiceError(_("The message you are replying to does not exist in this thread."), field="body",
                            reason="bad_reply")
     return int(value)

@@ -16,7 +16,7 @@ from portal.core.guard import audit, by_id, can, current_subject, discard, faile
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.templating import jdate
-from portal.core.web import client_ip, settings, url_template
+from portal.core.web import client_ip, page_arg, settings, url_template
 from portal.reports import content as C
 from portal.reports import services, states as S
 from portal.reports.forms import STEP_FORMS, SubmitForm, WithdrawForm, to_values
@@ -71,7 +71,7 @@ def index():
     s = db.session()
     status = request.args.get("status") or None
     tech = (request.args.get("technology") or "")[:32] or None
-    page_no = request.args.get("page", 1, type=int) or 1
+    page_no = page_arg()
     if can(Action.REVIEW_QUEUE):  # case workers list cases in the review queue
         return redirect(url_for("review.queue", **request.args))
     from portal.dialogue.models import EXTERNAL

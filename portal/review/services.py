@@ -17,6 +17,7 @@ from portal.access.policy import Action, Subject, decide
 from portal.auth.models import User
 from portal.catalogue.models import Technology
 from portal.core.service import ServiceError
+from portal.core.web import parse_id
 from portal.dialogue.models import EXTERNAL, INTERNAL, Message
 from portal.reports import listing
 from portal.reports import services as reports
@@ -111,10 +112,10 @@ def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: 
     if f.country:
         params["f_country"] = f.country
     assignee = None
-    if f.assignee == "me" or (f.assignee and f.assignee.isdigit()):
+    if f.assignee == "me" or (f.assignee and f.assignee.isascii() and f.assignee.isdigit()):
         # An id beyond the column's range names nobody (and must not reach the database as one).
-        wanted = user.id if f.assignee == "me" else int(f.assignee)
-        assignee, params["f_assignee"] = "user", wanted if wanted < 2**31 else 0
+        wanted = user.id if f.assignee == "me" else parse_id(f.assignee)
+        assignee, params["f_assignee"] = "user", wanted or 0
     elif f.assignee == "none":
         assignee = "none"
     if f.overdue:

@@ -16,7 +16,7 @@ from portal.core.guard import by_id, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.templating import jdate
-from portal.core.web import client_ip, settings, url_template
+from portal.core.web import client_ip, page_arg, settings, url_template
 from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report
@@ -40,7 +40,7 @@ def queue():
         country=(a.get("country") or "")[:2] or None, assignee=(a.get("assignee") or "")[:12] or None,
         overdue=a.get("overdue") == "1", unread=a.get("unread") == "1",
         sort=a.get("sort") if a.get("sort") in services.SORTS else "submitted",
-        page=a.get("page", 1, type=int) or 1)
+        page=page_arg())
     today = today_jst()
     q = services.queue(db.session(), current_subject(), current_user, f, today=today,
                        target_days=settings().review_target_days)
