@@ -19,6 +19,9 @@ setup: $(BIN)/portal translations
 translations: $(BIN)/portal
 	$(BIN)/pybabel compile -d portal/translations 2>&1 | grep -v "^compiling" || true
 
+# Links in mail are built on PORTAL_BASE_URL, never on the request's Host: unless it is set,
+# it is the address `make run` serves on (demo and serve both write links).
+run: export PORTAL_BASE_URL := $(or $(PORTAL_BASE_URL),http://127.0.0.1:$(PORT))
 run: setup
 	$(BIN)/portal init
 	$(BIN)/portal demo

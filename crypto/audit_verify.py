@@ -40,7 +40,7 @@ GENESIS = "0" * 64
 # strips it). Such a value is written with QUOTE before it; so is a value beginning with QUOTE.
 FORMULA_STARTS = frozenset("=+-@\t\r")
 QUOTE = "'"
-_QUOTED_STARTS = FORMULA_STARTS | {QUOTE}
+QUOTED_STARTS = FORMULA_STARTS | {QUOTE}
 
 
 @dataclass
@@ -78,7 +78,7 @@ def manifest_bytes(manifest: dict) -> bytes:
 def csv_cell(value: str) -> str:
     """A text value as its CSV cell: ``'`` before one a spreadsheet would take for a formula,
     before one that begins with ``'`` and before the text ``\\N`` (which would read as NULL)."""
-    return QUOTE + value if value[:1] in _QUOTED_STARTS or value == CSV_NULL else value
+    return QUOTE + value if value[:1] in QUOTED_STARTS or value == CSV_NULL else value
 
 
 def csv_value(cell: str) -> str:
@@ -93,9 +93,9 @@ def _csv_event(row: list[str], neutralised: bool = False) -> dict:
     if len(row) != len(FIELDS):
         raise ValueError("wrong number of columns")
     values: list[str | int | None]
-    if neutralised:
-        values = [None if cell == CSV_NULL else csv_value(cell) for cell in row]
-    else:  # exports written before cells were neutralised
+    if neutralised:  # (csv_value, inline)
+        values = [None if cell == CSV_NULL else cell[1:] if cell[:1] == QUOTE else cell for cell in row]
+    else:  # no quoted cell on the line, or an export written before cells were neutralised
         values = [None if cell == CSV_NULL else cell for cell in row]
     for i in _INT_COLUMNS:
         cell = values[i]
@@ -160,7 +160,7 @@ def verify_export(f: BinaryIO | bytes, public_pem: bytes) -> Result:
             continue
         try:
             if fmt == "csv":
-                event = _csv_event(next(csv.reader([line.decode("utf-8")])), neutralised)
+                event = _csv_event(next(csv.reader([line.decode("utf-8")])), neutralised and b"'" in line)
             else:
                 event = json.loads(line)
                 if list(event) != list(FIELDS):

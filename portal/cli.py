@@ -287,11 +287,15 @@ def mail() -> None:
 @mail.command("list")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 def mail_list(limit) -> None:
-    """Show the newest messages in the outbox (for offline installations)."""
+    """Show the newest messages in the outbox (for offline installations). Invitation links are
+    hidden: only their recipient may use them (PORTAL_SHOW_MAIL_LINKS shows them in development)."""
+    from flask import current_app
+
     from portal import db
     from portal.mail import outbox
 
-    for m in outbox.recent(db.session(), limit=limit):
+    show_links = current_app.config["SETTINGS"].mail_links_shown
+    for m in outbox.for_readers(outbox.recent(db.session(), limit=limit), show_links=show_links):
         state = "sent" if m.sent_at else "queued"
         click.echo(f"--- #{m.id} {state} {m.created_at:%Y-%m-%d %H:%M}Z to {m.to_addr}\nSubject: {m.subject}\n\n{m.body}")
 

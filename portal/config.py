@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(RuntimeError):
@@ -32,7 +33,7 @@ class Settings:
     keyring_path: Path | None = None
     audit_key_path: Path | None = None
     demo: bool = False
-    base_url: str = "http://127.0.0.1:5000"
+    base_url: str = "http://127.0.0.1:5000"  # every absolute link (mail); never the request's Host
     https: bool = False
     behind_proxy: bool = False
     session_idle_minutes: int = 30
@@ -40,9 +41,15 @@ class Settings:
     argon2_memory_kib: int = 19456
     argon2_iterations: int = 2
     argon2_lanes: int = 1
-    login_max_failures_account: int = 5
-    login_max_failures_address: int = 20
+    # Sign-in throttling (portal.auth.throttle; README "Sign-in throttling").
+    login_free_failures: int = 5  # per account and source before delays begin
+    login_delay_seconds: int = 60  # the first delay; doubles with each further failure
+    login_max_delay_minutes: int = 240  # the longest delay
+    login_max_failures_account: int = 30  # per account within the account window: then known devices only
+    login_account_window_hours: int = 24
+    login_max_failures_address: int = 20  # per source address, across accounts, within the window
     login_window_minutes: int = 15
+    login_known_device_days: int = 180  # how long a browser that signed in stays known
     max_form_bytes: int = 2 * 1024 * 1024
     invitation_days: int = 7
     blob_store: str = "directory"  # directory | database
@@ -57,6 +64,9 @@ class Settings:
     smtp_starttls: bool = True
     mail_from: str = "no-reply@ttr-portal.invalid"
     totp_issuer: str = "TTR Portal"
+    # Development only: the outbox (console and `portal mail list`) shows invitation links in full.
+    # Refused with PORTAL_ENV=production; otherwise only the recipient's mail holds a live link.
+    show_mail_links: bool = False
 
     ENV_PREFIX = "PORTAL_"
 
@@ -90,6 +100,12 @@ class Settings:
             self.audit_key_path = self.instance_path / "audit-signing.pem"
         if self.blob_dir is None:
             self.blob_dir = self.instance_path / "blobs"
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(f"PORTAL_BASE_URL must be the portal's public http(s) address, not {self.base_url!r}")
+        if self.show_mail_links and self.env == "production":
+            raise ConfigError("PORTAL_SHOW_MAIL_LINKS is for development: with PORTAL_ENV=production the outbox "
+                              "never shows invitation links (set PORTAL_ENV=development to use it)")
         if self.blob_store not in {"directory", "database"}:
             raise ConfigError("PORTAL_BLOB_STORE must be directory or database")
         if self.secret_key is None:
@@ -99,8 +115,10 @@ class Settings:
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise ConfigError("PORTAL_SECRET_KEY must be at least 32 characters")
         for name in ("session_idle_minutes", "session_absolute_hours", "argon2_memory_kib",
-                     "argon2_iterations", "argon2_lanes", "login_max_failures_account",
-                     "login_max_failures_address", "login_window_minutes", "max_form_bytes", "max_upload_bytes"):
+                     "argon2_iterations", "argon2_lanes", "login_free_failures", "login_delay_seconds",
+                     "login_max_delay_minutes", "login_max_failures_account", "login_account_window_hours",
+                     "login_max_failures_address", "login_window_minutes", "login_known_device_days",
+                     "max_form_bytes", "max_upload_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"PORTAL_{name.upper()} must be positive")
 
@@ -115,6 +133,11 @@ class Settings:
     @property
     def is_postgres(self) -> bool:
         return str(self.database_url).startswith("postgresql")
+
+    @property
+    def mail_links_shown(self) -> bool:
+        """Whether the outbox shows invitation links in full: the switch, and never in production."""
+        return self.show_mail_links and self.env != "production"
 
     @property
     def smtp_configured(self) -> bool:

@@ -262,6 +262,14 @@ def test_manifest_line_starts_no_cell_with_a_filter_value(app, auditor):
     assert manifest["exporter"] == "x,=1+2@demo.example"
     result = verify_export(data, _pem(app))
     assert result.ok and result.count == 0, result.problem
+    # Small batches: quoting is decided batch by batch, and every batch holds to the rule.
+    with app.app_context():
+        data = b"".join(stream(db.engine(), Filter(), "csv", key=key, exporter="cli", checkpoint=None, batch=2))
+    for row in _csv_cells(data):
+        for cell in row:
+            assert not cell.startswith(FORMULA_STARTS), cell
+    result = verify_export(data, _pem(app))
+    assert result.ok and result.count >= 9, result.problem
 
 
 @pytest.mark.parametrize("value", ["=1", "+1", "-1", "@a", "\tx", "\rx", "'x", "''", "\\N", "", "x", "1-2",

@@ -20,7 +20,7 @@ class GrantForm(BaseForm):
                         description=_l("The highest classification the person may read."))
     compartments = CheckboxesField(_l("Compartments (designated technologies)"), choices=[], validate_choice=False,
                                    description=_l("The person sees only cases of the technologies ticked here."))
-    expires_on = DateField(_l("Expiry date"), validators=[Optional(), DateWindow(0, 10, not_before_today=True)],
+    expires_on = DateField(_l("Expiry date"), validators=[Optional(), DateWindow(10, 10)],
                            format="%Y-%m-%d",
                            description=_l("Leave empty for the statutory default of 10 years. For example 2036-11-21."))
     reason = TextAreaField(_l("Reason"), filters=[strip],

@@ -86,13 +86,15 @@ class UserSession(Base):
 
 
 class LoginFailure(Base):
-    """One failed sign-in step, counted per account and per source address for throttling."""
+    """One failed sign-in step, counted per account and source, per address and per account
+    for throttling (portal.auth.throttle). ``at`` alone is indexed for the purge."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_kind_key_at", "kind", "key", "at"),)
+    __table_args__ = (Index("ix_login_failures_kind_key_at", "kind", "key", "at"),
+                      Index("ix_login_failures_at", "at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # account | address
+    kind: Mapped[str] = mapped_column(String(16))  # pair (account and source, hashed) | account | address
     key: Mapped[str] = mapped_column(String(254))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 

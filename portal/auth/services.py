@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from portal.audit.trail import record
 from portal.auth import throttle, totp
+from portal.auth.devices import KnownDevice
 from portal.auth.models import RecoveryCode, User
 from portal.auth.passwords import Argon2Params, dummy_hash, hash_password, needs_rehash, verify_password
 from portal.auth.sessions import revoke_user
@@ -38,35 +39,48 @@ class SignIn:
     status: str  # ok | need_totp | need_enrol | failed | throttled
     user: User | None = None
     retry_at: datetime | None = None
+    known_device: bool = False  # the attempt came from a browser known to the account
 
 
-def _window(settings: Settings) -> timedelta:
-    return timedelta(minutes=settings.login_window_minutes)
+def limits(settings: Settings) -> throttle.Limits:
+    return throttle.Limits(
+        free=settings.login_free_failures,
+        first_delay=timedelta(seconds=settings.login_delay_seconds),
+        max_delay=timedelta(minutes=settings.login_max_delay_minutes),
+        account_ceiling=settings.login_max_failures_account,
+        account_window=timedelta(hours=settings.login_account_window_hours),
+        address_limit=settings.login_max_failures_address,
+        address_window=timedelta(minutes=settings.login_window_minutes))
 
 
-def throttled_until(session: Session, settings: Settings, account: str, ip: str | None) -> datetime | None:
-    return throttle.retry_after(
-        session, account=account, address=ip, max_account=settings.login_max_failures_account,
-        max_address=settings.login_max_failures_address, window=_window(settings))
+def source_of(user: User | None, ip: str | None, device: KnownDevice | None) -> throttle.Source:
+    """The throttle's source: this browser if it has signed in to the account before, else the address."""
+    return throttle.Source(ip, device.device_for(user.id) if device is not None and user is not None else None)
 
 
-def check_password(session: Session, settings: Settings, email: str, password: str, ip: str | None) -> SignIn:
+def _hold(session: Session, settings: Settings, account: str, source: throttle.Source) -> throttle.Hold | None:
+    return throttle.check(session, limits(settings), account=account, source=source)
+
+
+def check_password(session: Session, settings: Settings, email: str, password: str, ip: str | None,
+                   device: KnownDevice | None = None) -> SignIn:
     """The first factor. Failures are counted and audited; the caller shows one generic message."""
     account = normalise_email(email)
-    until = throttled_until(session, settings, account, ip)
-    if until is not None:
-        record(session, "auth.signin", outcome="denied", reason="throttled", source_ip=ip,
-               details={"account": account})
-        return SignIn("throttled", retry_at=until)
-    params = argon2_params(settings)
     user = find_user(session, account)
+    source = source_of(user, ip, device)
+    hold = _hold(session, settings, account, source)
+    if hold is not None:
+        record(session, "auth.signin", outcome="denied", reason="throttled", source_ip=ip,
+               details={"account": account, "rule": hold.rule, "known_device": source.known})
+        return SignIn("throttled", retry_at=hold.until, known_device=source.known)
+    params = argon2_params(settings)
     if user is None:
         verify_password(password, dummy_hash(params))  # same time as a real check
         ok = False
     else:
         ok = verify_password(password, user.password_hash)
     if not ok or user is None or not user.active:
-        throttle.note_failure(session, account=account, address=ip)
+        throttle.note_failure(session, account=account, source=source)
         reason = "unknown_account" if user is None else ("disabled" if not user.active else "bad_password")
         record(session, "auth.signin", actor=user, outcome="failure", reason=reason, source_ip=ip,
                details={"account": account})
@@ -82,11 +96,15 @@ def check_password(session: Session, settings: Settings, email: str, password: s
 
 
 def check_second_factor(session: Session, settings: Settings, user: User, code: str, ip: str | None,
-                        *, recovery: bool = False) -> SignIn:
-    until = throttled_until(session, settings, user.email, ip)
-    if until is not None:
-        record(session, "auth.2fa", actor=user, outcome="denied", reason="throttled", source_ip=ip)
-        return SignIn("throttled", retry_at=until)
+                        *, recovery: bool = False, device: KnownDevice | None = None) -> SignIn:
+    """The second factor, throttled like the first (the same counts: a code is a guess too)."""
+    account = normalise_email(user.email)
+    source = source_of(user, ip, device)
+    hold = _hold(session, settings, account, source)
+    if hold is not None:
+        record(session, "auth.2fa", actor=user, outcome="denied", reason="throttled", source_ip=ip,
+               details={"rule": hold.rule, "known_device": source.known})
+        return SignIn("throttled", user, retry_at=hold.until, known_device=source.known)
     if recovery:
         ok = use_recovery_code(session, settings, user, code)
         action = "auth.2fa.recovery_code"
@@ -98,16 +116,21 @@ def check_second_factor(session: Session, settings: Settings, user: User, code: 
             user.totp_last_counter = counter
         action = "auth.2fa"
     if not ok:
-        throttle.note_failure(session, account=user.email, address=ip)
+        throttle.note_failure(session, account=account, source=source)
         record(session, action, actor=user, outcome="failure", reason="bad_code", source_ip=ip)
-        return SignIn("failed", user)
+        return SignIn("failed", user, known_device=source.known)
     record(session, action, actor=user, source_ip=ip)
     return SignIn("ok", user)
 
 
-def signed_in(session: Session, user: User, ip: str | None, method: str) -> None:
-    throttle.clear_account(session, user.email)
-    record(session, "auth.signin", actor=user, source_ip=ip, details={"method": method})
+def signed_in(session: Session, settings: Settings, user: User, ip: str | None, method: str,
+              device: KnownDevice | None = None) -> None:
+    """The owner is in: this source's delays start again (nobody else's), and failures no
+    rule looks at any more are forgotten."""
+    source = source_of(user, ip, device)
+    throttle.note_success(session, account=normalise_email(user.email), source=source)
+    throttle.purge_old(session, limits(settings))
+    record(session, "auth.signin", actor=user, source_ip=ip, details={"method": method, "known_device": source.known})
 
 
 def use_recovery_code(session: Session, settings: Settings, user: User, code: str) -> bool:
@@ -130,12 +153,12 @@ def remaining_recovery_codes(session: Session, user: User) -> int:
 
 
 def enrol_totp(session: Session, settings: Settings, user: User, secret: str, code: str,
-               ip: str | None) -> list[str] | None:
+               ip: str | None, device: KnownDevice | None = None) -> list[str] | None:
     """Turn on TOTP if ``code`` proves the authenticator holds ``secret``; returns the new
     recovery codes (shown once), or None when the code is wrong."""
     counter = totp.match_counter(secret, code, last_counter=None)
     if counter is None:
-        throttle.note_failure(session, account=user.email, address=ip)
+        throttle.note_failure(session, account=normalise_email(user.email), source=source_of(user, ip, device))
         record(session, "auth.2fa.enrol", actor=user, outcome="failure", reason="bad_code", source_ip=ip)
         return None
     user.totp_secret = secret

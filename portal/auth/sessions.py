@@ -137,7 +137,8 @@ class DatabaseSessionInterface(SessionInterface):
 def _client_ip() -> str | None:
     from flask import request
 
-    return request.remote_addr
+    # Behind PORTAL_BEHIND_PROXY this is a header's value: whatever it holds, it fits the column.
+    return request.remote_addr[:64] if request.remote_addr else None
 
 
 def revoke_user(session, user_id: int) -> int:

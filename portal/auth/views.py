@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, after_this_request, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime, gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from portal import db
 from portal.access.policy import Action
-from portal.auth import services, totp
+from portal.auth import devices, services, totp
 from portal.auth.forms import CodeForm, EmptyForm, LoginForm, PasswordChangeForm, RecoveryForm
 from portal.auth.models import User
 from portal.auth.passwords import password_problems, verify_password
@@ -20,10 +20,35 @@ bp = Blueprint("auth", __name__)
 PENDING_SECONDS = 300
 
 
-def _throttled_message(retry_at) -> str:
+def _throttled_message(retry_at, known_device: bool) -> str:
     minutes = max(1, int((retry_at.timestamp() - time.time() + 59) // 60))
-    return _("Too many failed attempts. Try again after %(time)s (in about %(n)d minutes).",
-             time=format_datetime(retry_at, "HH:mm"), n=minutes)
+    if minutes < 120:
+        text = _("Too many failed attempts. Try again after %(time)s (in about %(n)d minutes).",
+                 time=format_datetime(retry_at, "HH:mm"), n=minutes)
+    else:
+        text = _("Too many failed attempts. Try again after %(time)s (in about %(n)d hours).",
+                 time=format_datetime(retry_at, "short"), n=(minutes + 30) // 60)
+    if not known_device:
+        # True for every hold on a stranger's browser: the owner's own browser is held by its own failures only.
+        text += " " + _("A browser you have signed in with before can still sign in.")
+    return text
+
+
+def _device() -> devices.KnownDevice | None:
+    """This browser, if it has signed in before (the throttle tells the owner's browser from a stranger's)."""
+    s = settings()
+    return devices.read(request.cookies.get(devices.COOKIE), s.require_secret(), s.login_known_device_days)
+
+
+def _remember_device(user: User, device: devices.KnownDevice | None) -> None:
+    s = settings()
+    value = devices.remember(device, user.id, s.require_secret())
+
+    @after_this_request
+    def _set(response):
+        response.set_cookie(devices.COOKIE, value, max_age=s.login_known_device_days * 86400, path=devices.COOKIE_PATH,
+                            secure=s.https, httponly=True, samesite="Lax")
+        return response
 
 
 def _start_pending(user: User, stage: str) -> None:
@@ -54,7 +79,9 @@ def _finish(user: User, method: str):
     if lang and not user.locale:
         user.locale = lang
     login_user(user)
-    services.signed_in(db.session(), user, client_ip(), method)
+    device = _device()
+    services.signed_in(db.session(), settings(), user, client_ip(), method, device)
+    _remember_device(user, device)
     return redirect(safe_next(nxt, url_for("core.home")))
 
 
@@ -69,9 +96,9 @@ def login():
     error = None
     if form.validate_on_submit():
         s = db.session()
-        result = services.check_password(s, settings(), form.email.data, form.password.data, client_ip())
+        result = services.check_password(s, settings(), form.email.data, form.password.data, client_ip(), _device())
         if result.status == "throttled":
-            error = _throttled_message(result.retry_at)
+            error = _throttled_message(result.retry_at, result.known_device)
             return render_template("auth/login.html", form=form, error=error), 429
         if result.status == "failed":
             error = _("The e-mail address or password is incorrect.")
@@ -99,11 +126,11 @@ def second_factor():
     status = 200
     if form.validate_on_submit():
         result = services.check_second_factor(db.session(), settings(), user, form.code.data, client_ip(),
-                                               recovery=use_recovery)
+                                               recovery=use_recovery, device=_device())
         if result.status == "ok":
             return _finish(user, "recovery_code" if use_recovery else "totp")
         if result.status == "throttled":
-            error, status = _throttled_message(result.retry_at), 429
+            error, status = _throttled_message(result.retry_at, result.known_device), 429
         else:
             error = _("The code is incorrect or has already been used. Enter the current code.") if not use_recovery \
                 else _("The recovery code is incorrect or has already been used.")
@@ -131,7 +158,7 @@ def enrol():
     form = CodeForm()
     error = None
     if form.validate_on_submit():
-        codes = services.enrol_totp(db.session(), settings(), user, secret, form.code.data, client_ip())
+        codes = services.enrol_totp(db.session(), settings(), user, secret, form.code.data, client_ip(), _device())
         if codes is None:
             error = _("The code is incorrect. Check the time on your device and enter the current code.")
         else:

@@ -15,6 +15,7 @@ from portal.auth.models import Invitation, User
 from portal.auth.passwords import password_problems
 from portal.auth.sessions import revoke_user
 from portal.config import Settings
+from portal.core.links import absolute_url
 from portal.core.service import ServiceError
 from portal.core.text import control_problem
 from portal.db import utcnow
@@ -75,10 +76,10 @@ def _token_hash(token: str) -> str:
 
 
 def invite(session: Session, settings: Settings, *, inviter: User, email: str, name: str, role: str,
-           ip: str | None, accept_url, org: Organisation | None = None) -> Invitation:
+           ip: str | None, org: Organisation | None = None) -> Invitation:
     """Invite someone to ``org`` (default: the inviter's own). The policy has decided that the
-    inviter may invite into it; an org_admin may only give company roles. ``accept_url(token)``
-    builds the link; only the token's hash is stored."""
+    inviter may invite into it; an org_admin may only give company roles. The link is built on
+    PORTAL_BASE_URL, never on the request's Host; only the token's hash is stored."""
     org = org or inviter.organisation
     r = Role.parse(role or "")
     if r is None or (inviter.role == Role.ORG_ADMIN and r not in COMPANY_ROLES):
@@ -103,7 +104,7 @@ def invite(session: Session, settings: Settings, *, inviter: User, email: str, n
         "【技術移転事前報告ポータル】アカウントへの招待 / Invitation to the TTR portal",
         f"{inviter.organisation.name} の {inviter.name} さんがあなたを {org.name} のメンバーとして招待しました。\n"
         f"次のリンクからパスワードを設定してください（{settings.invitation_days}日間有効、一度だけ使えます）。\n"
-        f"{accept_url(token)}\n\n"
+        f"{absolute_url(settings.base_url, 'orgs.accept', token=token)}\n\n"
         f"You have been invited to the portal by {inviter.name} ({inviter.organisation.name}).\n"
         f"Set your password with the link above. It works once and expires in {settings.invitation_days} days.\n",
     )

@@ -43,8 +43,7 @@ def invite(obj: Organisation):
     if form.validate_on_submit():
         try:
             services.invite(s, settings(), inviter=current_user, email=form.email.data, name=form.name.data,
-                            role=form.role.data, ip=client_ip(),
-                            accept_url=lambda t: url_for("orgs.accept", token=t, _external=True))
+                            role=form.role.data, ip=client_ip())
             flash(_("An invitation has been sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("orgs.members"))
         except ServiceError as e:
