@@ -6,7 +6,7 @@ PORT   ?= 5000
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export PORTAL_DEMO ?= 1
 
-.PHONY: run lint test test-sqlite test-postgres setup translations translations-update clean
+.PHONY: run lint test test-sqlite test-postgres fuzz setup translations translations-update clean
 
 $(BIN)/portal: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ test-sqlite: setup
 
 test-postgres: setup
 	PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q
+
+# The long profile of the generative tests (tests/test_fuzz_routes.py; `make test` runs a short
+# one, 2 examples per route): FUZZ_EXAMPLES examples per route, each sent as all 12 callers, on
+# SQLite and then PostgreSQL. The count of generated requests is printed at the end of each run.
+FUZZ_EXAMPLES ?= 20
+fuzz: setup
+	@status=0; \
+	PORTAL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PORTAL_TEST_DATABASE=sqlite $(BIN)/pytest -n 2 -q tests/test_fuzz_routes.py || status=1; \
+	PORTAL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q tests/test_fuzz_routes.py || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache

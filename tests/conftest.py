@@ -65,6 +65,25 @@ def drop_pg_database(name: str) -> None:
         admin.dispose()
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The generative tests' count of requests (tests/test_fuzz_routes.py), over all workers."""
+    import json
+
+    factory = getattr(config, "_tmp_path_factory", None)
+    path = Path(factory.getbasetemp()) / "fuzz-requests.jsonl" if factory is not None else None
+    if path is None or not path.exists():
+        return
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    statuses: dict[str, int] = {}
+    for r in runs:
+        for k, v in r["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    terminalreporter.write_line(
+        f"fuzz: {sum(r['requests'] for r in runs)} generated requests on {runs[0]['database']} "
+        f"({runs[0]['examples_per_route']} examples per route), answers {dict(sorted(statuses.items()))}; "
+        f"{sum(r['support_requests'] for r in runs)} support requests; details in {path}")
+
+
 def pytest_sessionfinish(session, exitstatus):
     for name in _CREATED:
         try:

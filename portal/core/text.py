@@ -37,5 +37,6 @@ def control_problem(text: str | None, *, multiline: bool = False) -> str | None:
     ch = first_control(text, multiline=multiline)
     if ch is None:
         return None
+    code = f"U+{ord(ch):04X}"
     return _("This contains an invisible control or text-direction character (%(code)s), which can make the "
-             "text show differently from what it is. Remove it and type the text again.", code=f"U+{ord(ch):04X}")
+             "text show differently from what it is. Remove it and type the text again.", code=code)

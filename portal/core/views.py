@@ -53,7 +53,9 @@ def healthz():
     code = 200
     try:
         # Its own connection: a database that is away fails here, not in the request's commit.
-        with db.engine().connect() as conn:
+        # A read-only snapshot: on SQLite the request itself may already hold the write lock
+        # (a signed-in caller's session was looked up), and waiting for it would never end.
+        with db.engine().connect().execution_options(read_only_snapshot=True) as conn:
             conn.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - health is reported, not raised
         status["database"] = "unavailable"
