@@ -152,12 +152,13 @@ def test_technology_names_with_direction_characters_are_refused(app, admin, fiel
     assert resp.status_code == 400
     assert "U+202E" in error_beside(resp.get_data(as_text=True), field)
     assert "T20" not in _codes(app)
-    [(tid,)] = q(app, "SELECT id FROM technologies WHERE code = 'T19'")
-    resp = post_form(admin, f"/admin/technologies/{tid}", {"name_ja": "軟性内視鏡", "name_en": "Flexible endoscopes",
+    # Any entry of the catalogue (another test may have deleted or renamed a seeded one).
+    [(tid, name_ja, name_en)] = q(app, "SELECT id, name_ja, name_en FROM technologies ORDER BY id LIMIT 1")
+    resp = post_form(admin, f"/admin/technologies/{tid}", {"name_ja": name_ja, "name_en": name_en,
                                                           field: "x\u2067y", "effective_until": ""})
     assert resp.status_code == 400
     assert "U+2067" in error_beside(resp.get_data(as_text=True), field)
-    assert q(app, "SELECT name_ja, name_en FROM technologies WHERE id = :i", i=tid) == [("軟性内視鏡", "Flexible endoscopes")]
+    assert q(app, "SELECT name_ja, name_en FROM technologies WHERE id = :i", i=tid) == [(name_ja, name_en)]
 
 
 def test_the_code_pattern_is_said_beside_the_field(admin):
