@@ -26,11 +26,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=50)
     args = ap.parse_args()
 
-    from portal import create_app, sealed
-    from portal.attachments.keys import keyring_for
+    from portal import create_app
+    from portal.encryption import sealed
+    from portal.encryption.keyring import keyring_for
     from portal.calendar import window
     from portal.core.timeutil import today_jst
-    from portal.keys import ensure_instance
+    from portal.encryption.instance import ensure_instance
     from portal.migrate import upgrade
     from tests.conftest import Factory, make_settings, sign_in
     from tests.reports_helpers import fill_all, new_report, submit

@@ -64,9 +64,10 @@ def through_the_app() -> tuple[bool, bool]:
     from tests.conftest import Factory, csrf_of, make_settings, sign_in
     from tests.reports_helpers import fill_all, new_report, submit
 
-    from portal import create_app, sealed
-    from portal.attachments.keys import keyring_for
-    from portal.keys import ensure_instance
+    from portal import create_app
+    from portal.encryption import sealed
+    from portal.encryption.keyring import keyring_for
+    from portal.encryption.instance import ensure_instance
     from portal.migrate import upgrade
 
     with tempfile.TemporaryDirectory() as tmp:

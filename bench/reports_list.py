@@ -63,11 +63,11 @@ def _corporate_number(n: int) -> str:
 
 
 def prepare_field_encryption(settings) -> None:
-    """What `portal init` does after migrating: the field-encryption data key (portal.sealed),
+    """What `portal init` does after migrating: the field-encryption data key (portal.encryption.sealed),
     so that sealed columns such as reports.draft can be written and read."""
     try:
-        from portal import sealed
-        from portal.attachments.keys import keyring_for
+        from portal.encryption import sealed
+        from portal.encryption.keyring import keyring_for
     except ImportError:  # a tree without field encryption
         return
     from portal.db import make_engine
@@ -142,23 +142,22 @@ def load_reports(url: str, ids: dict, n: int, ddl: list[str], share: float = 0.6
     """COPY ``n`` reports in, run the extra ``ddl`` (a proposed index, say); returns how many
     of each kind went where."""
     import psycopg
-    from sqlalchemy.dialects import postgresql
 
     from portal.reports.models import Report
 
-    # The draft column's own bind processing (plain text, or sealed: encrypted as the app would).
-    seal_draft = Report.__table__.c.draft.type.bind_processor(postgresql.psycopg.dialect()) or (lambda v: v)
     rnd = random.Random(seed)
     statuses = [s for s, w in STATUS_WEIGHTS for _ in range(w)]
     classes = [c for c, w in CLASSIFICATION_WEIGHTS for _ in range(w)]
     codes = sorted(ids["techs"])
     now = datetime.now(timezone.utc)
-    cols = ("organisation_id", "created_by_id", "status", "reference", "technology_id", "classification",
+    # Sealed columns are bound to their row's key, so the rows get their ids here.
+    cols = ("id", "organisation_id", "created_by_id", "status", "reference", "technology_id", "classification",
             "destination_country", "planned_transfer_date", "title", "draft", "created_at", "updated_at",
             "submitted_at", "version_count")
     counts = {"filer_org": 0, "other_org": 0, "filer_org_submitted": 0}
     ref = 0
     with psycopg.connect(url) as conn, conn.cursor() as cur:
+        first_id = cur.execute("SELECT COALESCE(max(id), 0) + 1 FROM reports").fetchone()[0]
         with cur.copy(f"COPY reports ({', '.join(cols)}) FROM STDIN") as cp:
             for i in range(n):
                 mine = rnd.random() < share
@@ -178,13 +177,16 @@ def load_reports(url: str, ids: dict, n: int, ddl: list[str], share: float = 0.6
                     submitted = min(updated, created + timedelta(days=rnd.uniform(0, 20)))
                 contract = (created + timedelta(days=rnd.randrange(10, 90))).date()
                 transfer = contract + timedelta(days=rnd.randrange(30, 240))
-                cp.write_row((ids["filer_org"] if mine else ids["other_org"],
+                rid = first_id + i
+                cp.write_row((rid, ids["filer_org"] if mine else ids["other_org"],
                               ids["filer"] if mine else ids["other_user"], status, reference, ids["techs"][tech],
-                              classification, country, transfer, f"Counterparty {i} Co., Ltd.",
-                              seal_draft(_draft_json(rnd, i, tech, classification, country, transfer, contract)),
+                              classification, country, transfer, Report.title.seal(rid, f"Counterparty {i} Co., Ltd."),
+                              Report.draft.seal(rid, _draft_json(rnd, i, tech, classification, country, transfer,
+                                                                 contract)),
                               created, updated, submitted, 0 if status == "draft" else 1))
                 counts["filer_org" if mine else "other_org"] += 1
                 counts["filer_org_submitted"] += mine and status == "submitted"
+        cur.execute("SELECT setval(pg_get_serial_sequence('reports', 'id'), (SELECT max(id) FROM reports))")
         conn.commit()
         for stmt in ddl:
             cur.execute(stmt)
@@ -430,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     created = False
     try:
         from portal.config import Settings
-        from portal.keys import ensure_instance
+        from portal.encryption.instance import ensure_instance
 
         secret = os.urandom(32).hex()
         instance = tmp / "instance"

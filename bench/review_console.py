@@ -153,9 +153,9 @@ def load(url: str, ids: dict, n_reports: int, n_messages: int, ddl: list[str], s
     a third of the reviewer's threads read, run the extra ``ddl``, VACUUM ANALYZE."""
     import psycopg
 
-    from portal import sealed
+    from portal.dialogue.models import Message
+    from portal.reports.models import Report, ReportVersion
 
-    cipher = sealed.cipher()
     rnd = random.Random(seed)
     statuses = [s for s, w in STATUS_WEIGHTS for _ in range(w)]
     classes = [c for c, w in CLASSIFICATION_WEIGHTS for _ in range(w)]
@@ -198,10 +198,10 @@ def load(url: str, ids: dict, n_reports: int, n_messages: int, ddl: list[str], s
                 updated = closed or min(now, submitted + timedelta(days=rnd.uniform(0, 30)))
                 text = _draft_json(rnd, i, tech, classification, country, transfer, contract, f"filer{org}@bench.example")
                 cp.write_row((i, org, filer, status, f"TTR-2025-{i:06d}", ids["techs"][tech], classification, country,
-                              transfer, f"Counterparty {i} Co., Ltd.", cipher.encrypt(text, b"reports.draft"),
+                              transfer, Report.title.seal(i, f"Counterparty {i} Co., Ltd."), Report.draft.seal(i, text),
                               assignee, created, updated, submitted, 1, paused, awaiting_since, response_due, closed))
-                versions.append((i, 1, cipher.encrypt(text, b"report_versions.content"), ids["techs"][tech],
-                                 submitted, filer))
+                # One version a report: the version's id is the report's (sealed columns name their row).
+                versions.append((i, i, 1, ReportVersion.content.seal(i, text), ids["techs"][tech], submitted, filer))
                 events.append((i, submitted, filer, "submit", "draft", "submitted"))
                 if assignee:
                     events.append((i, submitted + timedelta(days=1), assignee, "take", "submitted", "under_review"))
@@ -211,7 +211,7 @@ def load(url: str, ids: dict, n_reports: int, n_messages: int, ddl: list[str], s
                     counts["visible_under_review"] += status == "under_review"
                 reports.append((i, o, status, LEVELS.index(classification), submitted.timestamp(),
                                 (closed or now).timestamp()))
-        with cur.copy("COPY report_versions (report_id, number, content, technology_id, submitted_at, "
+        with cur.copy("COPY report_versions (id, report_id, number, content, technology_id, submitted_at, "
                       "submitted_by_id) FROM STDIN") as cp:
             for row in versions:
                 cp.write_row(row)
@@ -247,11 +247,11 @@ def load(url: str, ids: dict, n_reports: int, n_messages: int, ddl: list[str], s
                 author = rnd.choice(gov) if internal or rnd.random() < 0.5 else ids["filers"][o]
                 body = BODIES[mid % len(BODIES)] + f"（{mid}）"
                 cp.write_row((mid, rid, "internal" if internal else "external", author,
-                              cipher.encrypt(body, b"messages.body"), LEVELS[rnd.randint(0, lvl)], False,
+                              Message.body.seal(mid, body), LEVELS[rnd.randint(0, lvl)], False,
                               datetime.fromtimestamp(ts, timezone.utc)))
         del msgs
         t_messages = time.perf_counter() - t0
-        for table in ("reports", "messages"):
+        for table in ("reports", "report_versions", "messages"):
             cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         # The reviewer has read every third case's threads to the end (not the case page's).
         cur.execute("INSERT INTO read_marks (user_id, report_id, channel, last_read_id) "
@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     created = False
     try:
         from portal.config import Settings
-        from portal.keys import ensure_instance
+        from portal.encryption.instance import ensure_instance
 
         secret = os.urandom(32).hex()
         instance = tmp / "instance"
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         created = True  # from here on the database is dropped at the end, whatever happens
         recreate_database(url)
-        prepare_field_encryption(settings)  # the field data key, and portal.sealed configured
+        prepare_field_encryption(settings)  # the field data key, and portal.encryption.sealed configured
         ids = seed_people(url)
         info = load(url, ids, args.reports, args.messages, args.ddl)
         t_load = time.perf_counter() - t0

@@ -24,9 +24,9 @@ def run_migrations_online() -> None:
 
 def _render_item(type_, obj, autogen_context):
     # Sealed columns are bytes in the database; migrations must not import the cipher.
-    from portal.sealed import Sealed
+    from portal.encryption.sealed import Ciphertext
 
-    if type_ == "type" and isinstance(obj, Sealed):
+    if type_ == "type" and isinstance(obj, Ciphertext):
         return "sa.LargeBinary()"
     return False
 

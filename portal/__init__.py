@@ -57,11 +57,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
 
-    from portal import sealed
-    from portal.attachments.keys import keyring_for
+    from portal.encryption import sealed
+    from portal.encryption.keyring import keyring_for
 
     if settings.keyring_path.exists():
         sealed.configure(keyring_for(settings.keyring_path), settings.database_url)
+    from portal.encryption import leases
+
+    leases.configure(settings.key_lease_hours)
 
     from portal.core import i18n, security
 
@@ -108,6 +111,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     # The features hand the lower packages what those show but may not import (pyproject.toml).
     reports_hooks.init_app(app)
     dialogue_hooks.init_app(app)
+
+    from portal import observability
+
+    # Last: its middleware wraps all of the above, so every answer is timed, logged and counted.
+    observability.init_app(app)
 
     from portal.cli import register
 

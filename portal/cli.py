@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -47,18 +48,19 @@ def init() -> None:
     """Create instance/ keys (0600) if absent and migrate the database to head."""
     from flask import current_app
 
-    from portal.keys import ensure_instance
+    from portal.encryption.instance import ensure_instance
     from portal.migrate import upgrade
 
     settings: Settings = current_app.config["SETTINGS"]
     for path in ensure_instance(settings):
         click.echo(f"created {path}")
-    upgrade(settings.database_url)
-    click.echo(f"database at head: {_redact(settings.database_url)}")
-    from portal import db, sealed
-    from portal.attachments.keys import keyring_for
+    from portal import db
+    from portal.encryption import sealed
+    from portal.encryption.keyring import keyring_for
 
     keyring = keyring_for(settings.keyring_path)
+    upgrade(settings.database_url, keyring=keyring)  # a migration may re-seal encrypted fields
+    click.echo(f"database at head: {_redact(settings.database_url)}")
     sealed.configure(keyring, settings.database_url)
     with db.engine().begin() as conn:
         if sealed.ensure_field_key(conn, keyring):
@@ -177,11 +179,20 @@ def users_disable(email) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), type=int, help="Default: $PORT or 5000.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-def serve(host, port, workers) -> None:
-    """Serve with gunicorn."""
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 256),
+              help="Requests each worker serves at once (a long transfer holds one).")
+def serve(host, port, workers, threads) -> None:
+    """Serve with gunicorn and the portal's configuration (portal/serving/gunicorn_conf.py)."""
+    from flask import current_app
+
+    from portal.observability.gunicorn_hooks import prepare_metrics_dir
+
+    # Every worker's metrics add up in one fresh directory, set before gunicorn starts.
+    prepare_metrics_dir(current_app.config["SETTINGS"].instance_path)
     # The application factory, not the project's wsgi.py: `portal serve` works from any directory.
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-                               "--access-logfile", "-", "portal:create_app()"])
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", "python:portal.serving.gunicorn_conf",
+                               "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
+                               "portal:create_app()"])
 
 
 @main.group()
@@ -191,42 +202,78 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A checkpoint file you kept: also prove the current trail extends it.")
+              help="A checkpoint file you kept outside the portal: also prove the current trail extends it.")
 @click.option("--public-key", "public_key", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The audit public key you trust (default: the portal's own key file).")
 def audit_verify(checkpoint_file, public_key) -> None:
-    """Walk the hash chain; exit non-zero naming the first broken sequence number."""
+    """Walk the hash chain and check it against the newest signed checkpoint stored in the
+    database; exit non-zero naming the first broken sequence number or the failed checkpoint.
+
+    \b
+    What each check proves against someone who can rewrite the database:
+    - the chain: every event links to the one before (an edit or a gap shows), but a
+      rewriter can recompute every hash;
+    - the newest stored checkpoint (signed with the audit key, which lives outside the
+      database): the trail was not truncated or rewritten below it. A rewriter who also
+      deletes the checkpoint rows makes this check use an older one (its age is printed)
+      or none ("none in the database" is printed);
+    - --checkpoint FILE, a checkpoint an auditor kept elsewhere (`portal audit checkpoint
+      --out`, or downloaded from the audit console): no database rewrite can take it back,
+      so only this proves the trail still extends what it was when the file was signed."""
     import json
     import time
+    from datetime import datetime, timezone
     from pathlib import Path
 
     from flask import current_app
 
+    from crypto import key_id_of
     from portal import db
     from portal.audit import checkpoints
     from portal.audit.verify import verify_chain
 
+    try:
+        pem = Path(public_key).read_bytes() if public_key else \
+            checkpoints.signing_key(str(current_app.config["SETTINGS"].audit_key_path)).public_key_pem()
+        key_id_of(pem)
+    except ValueError as exc:
+        raise click.ClickException(f"the public key is not usable: {exc}") from None
     t0 = time.perf_counter()
-    with db.engine().connect() as conn:
+    # A snapshot (on SQLite a deferred transaction: no write lock while walking).
+    with db.engine().connect().execution_options(read_only_snapshot=True) as conn:
+        # Read before the walk: the chain walked then reaches at least this checkpoint's event.
+        stored_cp = checkpoints.newest(conn)
         result = verify_chain(conn)
         if not result.ok:
             click.echo(f"BROKEN at sequence {result.first_bad_seq}: {result.problem}", err=True)
             sys.exit(1)
+        dt = time.perf_counter() - t0
+        stored = checkpoints.check_stored(conn, pem, stored_cp)
+        if not stored.ok:
+            click.echo(f"STORED CHECKPOINT FAILED (#{stored_cp.id}, {stored_cp.reason}, signed "
+                       f"{stored_cp.signed_at:%Y-%m-%d %H:%M}Z, event {stored_cp.seq}): {stored.message}", err=True)
+            sys.exit(1)
+        external = None
         if checkpoint_file:
-            pem = Path(public_key).read_bytes() if public_key else \
-                checkpoints.signing_key(str(current_app.config["SETTINGS"].audit_key_path)).public_key_pem()
             try:
                 doc = json.loads(Path(checkpoint_file).read_text(encoding="utf-8"))
-            except ValueError:
+            except (ValueError, UnicodeDecodeError):
                 raise click.ClickException("the checkpoint file is not JSON") from None
-            ok, message = checkpoints.check(conn, doc, pem)
+            ok, external = checkpoints.check(conn, doc if isinstance(doc, dict) else {}, pem)
             if not ok:
-                click.echo(f"CHECKPOINT FAILED: {message}", err=True)
+                click.echo(f"CHECKPOINT FAILED: {external}", err=True)
                 sys.exit(1)
-            click.echo(f"checkpoint: {message}")
-    dt = time.perf_counter() - t0
     rate = result.count / dt if dt > 0 else 0
     click.echo(f"ok: {result.count} events, head {result.head_seq} {result.head_hash} ({rate:,.0f} events/s)")
+    if stored_cp is None:
+        click.echo("stored checkpoint: none in the database; only the chain's own consistency was checked "
+                   "(the daily job and every export sign one)")
+    else:
+        age = datetime.now(timezone.utc) - stored_cp.signed_at
+        click.echo(f"stored checkpoint #{stored_cp.id} ({stored_cp.reason}, signed {stored_cp.signed_at:%Y-%m-%d %H:%M}Z, "
+                   f"{age.days} days ago; {stored.stored} stored): {stored.message}")
+    if external:
+        click.echo(f"checkpoint file: {external}")
 
 
 @audit.command("checkpoint")
@@ -245,8 +292,9 @@ def audit_checkpoint(out) -> None:
     db.commit()
     doc = checkpoints.document(cp, key.public_key_pem())
     if out:
-        with open(out, "w", encoding="utf-8") as f:
-            json.dump(doc, f, ensure_ascii=False, indent=2)
+        from portal.audit.export import write_private
+
+        write_private(out, [json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")])
     click.echo(f"checkpoint at event {cp.seq} {cp.hash}")
 
 
@@ -256,12 +304,13 @@ def audit_checkpoint(out) -> None:
 @click.option("--from", "date_from", default="", help="YYYY-MM-DD (JST), inclusive.")
 @click.option("--to", "date_to", default="", help="YYYY-MM-DD (JST), inclusive.")
 def audit_export(fmt, out, date_from, date_to) -> None:
-    """Export (or archive a closed period of) the trail to a signed file, in constant memory."""
+    """Export (or archive a closed period of) the trail to a signed file, in constant memory.
+    The file is readable by its owner only (0600) and appears whole or not at all."""
     from flask import current_app
 
     from portal import db
     from portal.audit import checkpoints
-    from portal.audit.export import Filter, stream
+    from portal.audit.export import Filter, stream, write_private
     from portal.audit.trail import record
 
     key = checkpoints.signing_key(str(current_app.config["SETTINGS"].audit_key_path))
@@ -270,12 +319,11 @@ def audit_export(fmt, out, date_from, date_to) -> None:
     db.commit()
     cp = checkpoints.make(db.session(), key, "export")
     db.commit()
-    n = 0
-    with open(out, "wb") as fh:
-        for chunk in stream(db.engine(), f, fmt, key=key, exporter="cli",
-                            checkpoint=checkpoints.document(cp, key.public_key_pem())["payload"]):
-            fh.write(chunk)
-            n += len(chunk)
+    try:
+        n = write_private(out, stream(db.engine(), f, fmt, key=key, exporter="cli",
+                                      checkpoint=checkpoints.document(cp, key.public_key_pem())["payload"]))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from None
     click.echo(f"wrote {n:,} bytes to {out}; verify with: python -m crypto.audit_verify {out} PUBLIC_KEY.pem")
 
 
@@ -323,26 +371,43 @@ def keys() -> None:
 def _keyring():
     from flask import current_app
 
-    from portal.attachments.keys import keyring_for
+    from portal.encryption.keyring import keyring_for
 
     return keyring_for(current_app.config["SETTINGS"].keyring_path)
 
 
 @keys.command("status")
 def keys_status() -> None:
-    """The active KEK and how many data keys each KEK wraps."""
+    """The active KEK, what each KEK wraps (per holder of the registry), the KEKs being
+    retired and the wraps in flight. Exit 1 if a data key's KEK is not in the keyring."""
     from portal import db
-    from portal.rotation import usage
+    from portal.encryption import leases, registry
 
     kr = _keyring()
-    counts = usage(db.session())
+    s = db.session()
+    usage = registry.kek_usage_by_holder(s)
+    marks = leases.marks(s)
+    in_flight = leases.live(s)
+    s.rollback()
+
+    def line(kek: str) -> str:
+        by = {k: n for k, n in usage.get(kek, {}).items() if k != registry.IN_FLIGHT}
+        held = f" ({', '.join(f'{k} {n}' for k, n in sorted(by.items()))})" if by else ""
+        flight = usage.get(kek, {}).get(registry.IN_FLIGHT, 0)
+        return f"{kek}  data keys: {sum(by.values())}{held}" + (f"  in flight: {flight}" if flight else "")
+
     click.echo(f"active: {kr.active_id}")
     for kek in kr.ids():
         mark = "*" if kek == kr.active_id else " "
-        click.echo(f" {mark} {kek}  data keys: {counts.get(kek, 0)}")
-    unknown = sorted(set(counts) - set(kr.ids()))
+        retiring = "  RETIRING (no new data key is wrapped under it)" if kek in marks else ""
+        click.echo(f" {mark} {line(kek)}{retiring}")
+    unknown = sorted(set(usage) - set(kr.ids()))
     for kek in unknown:
-        click.echo(f" ! {kek}  data keys: {counts[kek]}  (NOT IN THE KEYRING)")
+        click.echo(f" ! {line(kek)}  (NOT IN THE KEYRING)")
+    click.echo(f"wraps in flight: {len(in_flight)}")
+    for lease in in_flight:
+        click.echo(f"   {lease.kek_id}  {lease.purpose}  {lease.holder}  since {lease.taken_at:%Y-%m-%d %H:%M:%S}Z"
+                   f"  (ignored after {lease.expires_at:%Y-%m-%d %H:%M:%S}Z)")
     if unknown:
         sys.exit(1)
 
@@ -364,8 +429,8 @@ def keys_rotate() -> None:
 def keys_rewrap(batch) -> None:
     """Re-wrap every data key under the active KEK (resumable, idempotent, safe while serving)."""
     from portal import db
-    from portal.rotation import pending, rewrap
     from portal.audit.trail import record
+    from portal.encryption.rotation import pending, rewrap
 
     kr = _keyring()
     s = db.session()
@@ -381,48 +446,132 @@ def keys_rewrap(batch) -> None:
 @keys.command("retire")
 @click.argument("kek_id")
 def keys_retire(kek_id) -> None:
-    """Remove a KEK from the keyring; refused while any data key uses it."""
+    """Remove a KEK from the keyring. The KEK is first marked as retiring (nothing new is
+    wrapped under it), then refused while any data key uses it, committed or in flight."""
+    from sqlalchemy.exc import OperationalError
+
     from crypto import KeyringError
     from portal import db
-    from portal.rotation import retire
     from portal.audit.trail import record
+    from portal.encryption.rotation import retire
 
     kr = _keyring()
     if kek_id not in kr.ids():
         raise click.ClickException(f"no KEK {kek_id} in the keyring")
+    s = db.session()
     try:
-        retire(db.session(), kr, kek_id)
-    except KeyringError as exc:
+        retire(s, kr, kek_id)
+    except (KeyringError, OperationalError) as exc:
+        s.rollback()
+        record(s, "keys.retire", outcome="failure", reason="in_use" if isinstance(exc, KeyringError) else "busy",
+               details={"kek": kek_id})
+        db.commit()
+        if isinstance(exc, OperationalError):
+            raise click.ClickException("the database stayed busy (a long transaction?); try again") from None
         raise click.ClickException(str(exc)) from None
-    record(db.session(), "keys.retire", details={"kek": kek_id})
+    record(s, "keys.retire", details={"kek": kek_id})
     db.commit()
     click.echo(f"retired {kek_id}")
 
 
 @main.group()
 def blobs() -> None:
-    """The attachment blob store."""
+    """The blob store: attachments, inform notices and whatever else the registry lists."""
+
+
+def _hours(value: float):
+    from datetime import timedelta
+
+    return timedelta(hours=value)
 
 
 @blobs.command("check")
-def blobs_check() -> None:
-    """List blobs no record refers to and records whose blob is missing; non-zero if any."""
+@click.option("--deep", is_flag=True, help="Also decrypt every blob (to nowhere) and authenticate every segment.")
+@click.option("--older-than", "older_than", default=24.0, show_default=True, type=click.FloatRange(min=1),
+              help="Hours after its last write from which a partial upload counts as stale.")
+def blobs_check(deep, older_than) -> None:
+    """Every record against its blob, for every holder in the registry of encrypted things.
+
+    Reports records without their blob, blobs no record names, stale partial uploads and,
+    with --deep, every blob that fails to authenticate (missing, truncated, extended,
+    tampered, wrong key, sealed for another record), then the rate in MB/s. Nothing is changed
+    and no plaintext is written anywhere.
+
+    Exit status: 0 everything is in order; 1 problems found (each is listed); 2 bad usage;
+    3 the check could not run (keyring or database unreadable).
+    """
     from flask import current_app
 
     from portal import db
-    from portal.attachments.services import check_blobs, store_for
+    from portal.attachments.services import store_for
+    from portal.encryption import blobcheck
 
-    result = check_blobs(db.session(), store_for(current_app.config["SETTINGS"], db.session))
-    for key in result["orphans"]:
-        click.echo(f"orphan blob (no record): {key}")
-    for key in result["missing"]:
-        click.echo(f"record without blob: {key}")
-    for path in result.get("temporaries", []):
-        click.echo(f"unfinished upload: {path}")
-    bad = any(result.get(k) for k in ("orphans", "missing", "temporaries"))
-    click.echo("problems found" if bad else "ok: every record has its blob and every blob its record")
-    if bad:
+    try:
+        kr = _keyring()
+        s = db.session()
+        report = blobcheck.check(s, store_for(current_app.config["SETTINGS"], db.session), kr, deep=deep,
+                                 stale=_hours(older_than))
+        s.rollback()
+    except Exception as exc:  # noqa: BLE001 - whatever stops the check is reported, with exit 3
+        click.echo(f"the check could not run: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(3)
+    holders = ", ".join(h.label for h in _blob_holders())
+    click.echo(f"records naming a blob: {report.records} ({holders}); blobs in the store: {report.blobs}")
+    for r in report.missing:
+        click.echo(f"record without blob: {r.holder} #{r.row_id} blob {r.blob_key}")
+    for o in report.orphans:
+        when = f" (stored {o.modified:%Y-%m-%d %H:%M})" if o.modified else ""
+        click.echo(f"orphan blob (no record names it): {o.key}{when}")
+    for o in report.recent_orphans:
+        click.echo(f"recent blob without a record yet (an upload committing?): {o.key}")
+    for path, age in report.partials:
+        click.echo(f"stale partial upload: {path} (last written {age / 3600:.1f} h ago); "
+                   "`portal blobs clean-partial` removes it")
+    if report.partials_in_progress:
+        click.echo(f"uploads in progress: {report.partials_in_progress}")
+    for bad in report.bad:
+        r = bad.ref
+        click.echo(f"BAD {r.holder} #{r.row_id} blob {r.blob_key}: {bad.problem} ({bad.detail})")
+    if deep:
+        click.echo(f"deep: {report.checked} blobs authenticated, {len(report.bad)} bad, "
+                   f"{report.bytes_read / 1e6:.1f} MB in {report.seconds:.2f} s: {report.mb_per_s:.1f} MB/s")
+    click.echo("ok: every record has its blob and every blob its record" if report.ok else "problems found")
+    if not report.ok:
         sys.exit(1)
+
+
+def _blob_holders():
+    from portal.encryption import registry
+
+    return registry.blob_holders()
+
+
+@blobs.command("clean-partial")
+@click.option("--older-than", "older_than", default=24.0, show_default=True, type=click.FloatRange(min=1),
+              help="Hours since the last write (at least 1; keep it well beyond the longest transfer).")
+def blobs_clean_partial(older_than) -> None:
+    """Remove what killed workers left: partial uploads on the directory store (a temporary
+    untouched for --older-than hours whose writer no longer holds its lock: a live upload,
+    however slow, keeps both) and, on the database store, chunks no record names that are
+    older than that."""
+    from flask import current_app
+
+    from portal import db
+    from portal.attachments.services import store_for
+    from portal.audit.trail import record
+    from portal.encryption import blobcheck
+
+    s = db.session()
+    out = blobcheck.clean_partial(s, store_for(current_app.config["SETTINGS"], db.session), _hours(older_than))
+    record(s, "blobs.clean_partial", details={"removed": len(out.removed), "in_use": len(out.in_use),
+                                              "older_than_hours": older_than})
+    db.commit()
+    for item in out.removed:
+        click.echo(f"removed {item}")
+    for item in out.in_use:
+        click.echo(f"kept (its upload is still writing): {item}")
+    click.echo(f"removed {len(out.removed)}; kept {len(out.in_use)} in use and {out.recent} younger than "
+               f"{older_than:g} h")
 
 
 @main.group()
@@ -431,26 +580,130 @@ def jobs() -> None:
 
 
 @jobs.command("run")
-@click.option("--date", "on", default=None, help="Run as if today were this date (YYYY-MM-DD); for catching up.")
+@click.option("--date", "on", default=None,
+              help="Run (or finish) the job of this missed day (YYYY-MM-DD, not after today) instead of today's.")
 def jobs_run(on) -> None:
-    """Send due-date reminders and overdue notices, once per day across all servers."""
+    """Send due-date reminders and overdue notices, once per day across all servers.
+
+    Each notice is sent exactly once: a run that failed or was killed is finished by the next
+    invocation (a killed one after its 5-minute lease runs out), which skips what was sent.
+    Without --date, interrupted runs of the last 7 days are finished first."""
     from datetime import date as _date
 
     from flask import current_app
 
     from portal import db
     from portal.core.timeutil import today_jst
-    from portal.review.jobs import run_daily
+    from portal.review.jobs import BUSY, FINISHED, RESUMED, run_daily
 
+    today = today_jst()
     try:
-        today = _date.fromisoformat(on) if on else today_jst()
+        day = _date.fromisoformat(on) if on else today
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from None
-    out = run_daily(db.session(), current_app.config["SETTINGS"], today)
-    if not out.ran:
-        click.echo(f"daily job for {today} already ran (another server or an earlier run)")
-        return
-    click.echo(f"daily job for {today}: {out.reminders} reminders, {out.overdue} overdue notices")
+    if day > today:
+        raise click.BadParameter(f"{day} is after today ({today}, JST)", param_hint="--date")
+    out = run_daily(db.session(), current_app.config["SETTINGS"], day, catch_up=on is None)
+    for earlier in out.earlier:
+        click.echo(f"finished the interrupted daily job for {earlier.day}: {earlier.reminders} reminders, "
+                   f"{earlier.overdue} overdue notices")
+    if out.state == FINISHED:
+        click.echo(f"daily job for {day} already ran (another server or an earlier run)")
+    elif out.state == BUSY:
+        click.echo(f"daily job for {day} is running on another server; it finishes it (or the next run does)")
+    else:
+        resumed = " (finished a run interrupted earlier; what it sent was not sent again)" if out.state == RESUMED else ""
+        click.echo(f"daily job for {day}: {out.reminders} reminders, {out.overdue} overdue notices{resumed}")
+
+
+@main.command("backup")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--keys-separately", "keys_dest", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the keyring, audit key and secret key to this directory instead, to keep them apart "
+                   "from the data.")
+@click.option("--pg-bin", default=None, help="Directory of pg_dump of the server's major version (default: PATH).")
+def backup(dest, keys_dest, pg_bin) -> None:
+    """Write one consistent backup set to DEST (a new or empty directory) while the portal
+    serves: the database, the blobs it names, the keyring, the audit signing key and the secret
+    key, with a manifest of every file's SHA-256 signed with the audit key.
+
+    \b
+    The set holds the keys with the data: anyone who has it reads everything. Keep it like
+    the keyring itself (encrypted storage, few readers), or use --keys-separately DIR and
+    store the two directories apart. Exit status 1 also when the set is complete but the
+    blob store lacked a blob the database names (printed; see `portal blobs check`)."""
+    from flask import current_app
+
+    from portal import db
+    from portal.attachments.services import store_for
+    from portal.backup.database import DatabaseError
+    from portal.backup.take import BackupError, take
+
+    settings = current_app.config["SETTINGS"]
+    try:
+        t = take(settings, db.engine(), store_for(settings, db.session), dest, keys_dest=keys_dest, pg_bin=pg_bin,
+                 log=click.echo)
+    except (BackupError, DatabaseError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup set {t.dest}: {t.files} files, {t.bytes / 1e6:,.1f} MB, {t.blobs} blobs, "
+               f"{t.seconds:.1f} s ({t.attempts} snapshot attempt{'s' if t.attempts > 1 else ''})")
+    if t.keys_dest:
+        click.echo(f"keys in {t.keys_dest}: store them apart from the set")
+    click.echo(f"manifest sha256 {t.manifest_sha256}, signed with audit key {t.key_id}")
+    for key in t.missing:
+        click.echo(f"WARNING: blob {key} is named by the database but missing from the blob store", err=True)
+    if t.missing:
+        sys.exit(1)
+
+
+@main.command("restore")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--keys", "keys_src", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The keys directory of a set taken with --keys-separately.")
+@click.option("--public-key", "public_key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="The audit public key you keep: the set must be signed with it.")
+@click.option("--pg-bin", default=None, help="Directory of pg_restore of the server's major version (default: PATH).")
+def restore(src, keys_src, public_key, pg_bin) -> None:
+    """Restore a backup set into an empty database (PORTAL_DATABASE_URL) and an empty instance
+    folder (PORTAL_INSTANCE_PATH). The set is verified first (signature, every file's SHA-256);
+    anything non-empty is refused and nothing is written. Afterwards the audit trail, every
+    blob, wrapped key and sealed value are checked; exit status 1 if any check fails."""
+    from flask import current_app
+
+    from portal.attachments.blobstore import DirectoryBlobStore
+    from portal.backup.database import DatabaseError
+    from portal.backup.restore import RestoreError, check_restored, record_restore, restore as do_restore
+    from portal.db import make_engine
+
+    settings = current_app.config["SETTINGS"]
+    try:
+        r = do_restore(settings, src, keys_src=keys_src, public_key=public_key.read_bytes() if public_key else None,
+                       pg_bin=pg_bin, log=click.echo)
+    except (RestoreError, DatabaseError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored the set of {r.manifest.get('created_at')} ({r.files} files, {r.blobs} blobs) "
+               f"in {r.seconds:.1f} s")
+    import sqlalchemy as sa
+
+    import time
+
+    t0 = time.perf_counter()
+    engine = make_engine(str(settings.database_url), poolclass=sa.pool.NullPool)
+    try:
+        store = DirectoryBlobStore(settings.blob_dir) if settings.blob_store == "directory" else None
+        checked = check_restored(settings, engine, store, r.manifest)
+        if checked.ok:
+            record_restore(engine, r)
+    finally:
+        engine.dispose()
+    for note in checked.notes:
+        click.echo(note)
+    click.echo(f"checks took {time.perf_counter() - t0:.1f} s")
+    for problem in checked.problems:
+        click.echo(f"PROBLEM: {problem}", err=True)
+    if not checked.ok:
+        sys.exit(1)
+    click.echo("ok: the restored instance is whole; start the portal")
 
 
 @main.group("db")
@@ -465,7 +718,8 @@ def db_upgrade(revision) -> None:
 
     from portal.migrate import upgrade
 
-    upgrade(current_app.config["SETTINGS"].database_url, revision)
+    settings = current_app.config["SETTINGS"]
+    upgrade(settings.database_url, revision, keyring=_keyring_if_present(settings))
 
 
 @db_group.command("downgrade")
@@ -475,7 +729,16 @@ def db_downgrade(revision) -> None:
 
     from portal.migrate import downgrade
 
-    downgrade(current_app.config["SETTINGS"].database_url, revision)
+    settings = current_app.config["SETTINGS"]
+    downgrade(settings.database_url, revision, keyring=_keyring_if_present(settings))
+
+
+def _keyring_if_present(settings: Settings):
+    """The instance's keyring for migrations that re-seal encrypted fields; without one, such
+    a migration stops with a message saying so."""
+    from portal.encryption.keyring import keyring_for
+
+    return keyring_for(settings.keyring_path) if settings.keyring_path.exists() else None
 
 
 @db_group.command("recount")

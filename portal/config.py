@@ -55,6 +55,9 @@ class Settings:
     blob_store: str = "directory"  # directory | database
     blob_dir: Path | None = None
     max_upload_bytes: int = 1024 * 1024 * 1024
+    # How long a wrap in flight holds off the retirement of its KEK if its transaction never
+    # ends (portal.encryption.leases): far beyond the longest transfer (1 GiB at 10 Mbit/s ≈ 15 min).
+    key_lease_hours: int = 24
     review_target_days: int = 20  # business days from submission; an operational target
     reminder_days: int = 2  # business days before a response is due
     smtp_host: str | None = None
@@ -67,6 +70,11 @@ class Settings:
     # Development only: the outbox (console and `portal mail list`) shows invitation links in full.
     # Refused with PORTAL_ENV=production; otherwise only the recipient's mail holds a live link.
     show_mail_links: bool = False
+    # Logs and metrics (portal.observability; README "Logs and metrics").
+    log_level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR: the JSON log on stderr
+    # A bearer token that opens /metrics to a scraper that is not on loopback (or to any
+    # scraper behind a proxy, where loopback proves nothing). Unset: loopback only.
+    metrics_token: str | None = None
 
     ENV_PREFIX = "PORTAL_"
 
@@ -108,6 +116,13 @@ class Settings:
                               "never shows invitation links (set PORTAL_ENV=development to use it)")
         if self.blob_store not in {"directory", "database"}:
             raise ConfigError("PORTAL_BLOB_STORE must be directory or database")
+        self.log_level = self.log_level.strip().upper()
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError("PORTAL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        self.metrics_token = self.metrics_token or None  # set but empty: unset
+        if self.metrics_token is not None and len(self.metrics_token) < 32:
+            raise ConfigError("PORTAL_METRICS_TOKEN must be at least 32 characters (e.g. "
+                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
         if self.secret_key is None:
             secret_file = self.instance_path / "secret_key"
             if secret_file.exists():
@@ -118,7 +133,7 @@ class Settings:
                      "argon2_iterations", "argon2_lanes", "login_free_failures", "login_delay_seconds",
                      "login_max_delay_minutes", "login_max_failures_account", "login_account_window_hours",
                      "login_max_failures_address", "login_window_minutes", "login_known_device_days",
-                     "max_form_bytes", "max_upload_bytes"):
+                     "max_form_bytes", "max_upload_bytes", "key_lease_hours"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"PORTAL_{name.upper()} must be positive")
 

@@ -6,10 +6,13 @@ the reference counter) can never act on a stale snapshot.
 """
 from __future__ import annotations
 
+import logging
+import os
 from datetime import datetime, timezone
 
 from flask import current_app, g
 from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -53,7 +56,34 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+log = logging.getLogger(__name__)
+
+# Set by the gunicorn configuration (portal/serving/gunicorn_conf.py) to the number of threads
+# of each worker process: every thread may hold one connection at a time, so the pool holds one
+# per thread and a few more for a request that opens a second one (/healthz checks the database
+# on its own connection). The bound is exact: servers x workers x (size + POOL_OVERFLOW) is the
+# most a deployment opens, which must fit PostgreSQL's max_connections.
+POOL_SIZE_VARIABLE = "PORTAL_DB_POOL_SIZE"
+POOL_OVERFLOW = 4
+# A thread that finds every connection taken waits this long, then the request answers 503.
+POOL_TIMEOUT_SECONDS = 10
+
+
+def _pool_options(url: str) -> dict:
+    raw = os.environ.get(POOL_SIZE_VARIABLE, "").strip()
+    if not raw or ":memory:" in url or url == "sqlite://":
+        return {}
+    try:
+        size = int(raw)
+    except ValueError:
+        raise ValueError(f"{POOL_SIZE_VARIABLE} must be a whole number, not {raw!r}") from None
+    if size <= 0:
+        raise ValueError(f"{POOL_SIZE_VARIABLE} must be positive, not {size}")
+    return {"pool_size": size, "max_overflow": POOL_OVERFLOW, "pool_timeout": POOL_TIMEOUT_SECONDS}
+
+
 def make_engine(url: str, **kwargs) -> Engine:
+    kwargs = {**_pool_options(url), **kwargs}
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
@@ -92,9 +122,14 @@ def init_app(app) -> None:
     def _close_session(exc):
         s: Session | None = g.pop("db_session", None)
         if s is not None:
-            if exc is not None or s.in_transaction():
-                s.rollback()
-            s.close()
+            try:
+                if exc is not None or s.in_transaction():
+                    s.rollback()
+                s.close()
+            except Exception as e:  # a connection lost with the database is dropped
+                if not unavailable(e):
+                    raise
+                s.invalidate()
 
 
 def engine() -> Engine:
@@ -114,3 +149,22 @@ def commit() -> None:
 
 def rollback() -> None:
     session().rollback()
+
+
+# ---------------------------------------------------------------- the database is away
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or used right now (down, restarting,
+    refusing connections, every pooled connection taken, SQLite's file gone or locked) rather
+    than that the request was wrong: the answer is the portal's 503 page, not a 500."""
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def mark_unavailable(exc: BaseException) -> None:
+    """Remember for the rest of the request that the database is away, so that nothing else
+    (the session cookie's save, the signed-in user's loader) tries it again."""
+    if not g.get("database_unavailable"):
+        g.database_unavailable = True
+        log.warning("database unavailable: %s", str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)

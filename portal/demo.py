@@ -112,7 +112,7 @@ COMMENTS = {
 
 def _attach_demo_file(session: Session, report, filer, subject, today: date) -> None:
     from portal.attachments import services as attachments
-    from portal.attachments.keys import keyring_for
+    from portal.encryption.keyring import keyring_for
 
     settings = current_app.config["SETTINGS"]
     store = attachments.store_for(settings, lambda: session)

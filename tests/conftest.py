@@ -119,7 +119,7 @@ def database_url(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def instance_dir(tmp_path_factory):
-    from portal.keys import ensure_instance
+    from portal.encryption.instance import ensure_instance
 
     inst = tmp_path_factory.mktemp("instance")
     ensure_instance(Settings.from_env({}, env="test", instance_path=inst, secret_key="t" * 48))
@@ -130,8 +130,8 @@ def instance_dir(tmp_path_factory):
 def base_app(database_url, instance_dir):
     from portal import create_app
 
-    from portal import sealed
-    from portal.attachments.keys import keyring_for
+    from portal.encryption import sealed
+    from portal.encryption.keyring import keyring_for
 
     app = create_app(make_settings(instance_dir, database_url))
     with app.extensions["db_engine"].begin() as conn:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -17,11 +18,11 @@ from tests.test_attachments import PDF, _attachments, upload
 @pytest.fixture
 def own_keyring(app, tmp_path):
     """A copy of the keyring for this test, so rotation does not leak into other tests."""
-    from portal import sealed
-    from portal.attachments import keys
+    from portal.encryption import keyring as keys
+    from portal.encryption import sealed
 
     s = app.config["SETTINGS"]
-    old = s.keyring_path
+    old, old_store = s.keyring_path, (s.blob_store, s.blob_dir)
     copy = tmp_path / "keyring.json"
     shutil.copy2(old, copy)
     os.chmod(copy, 0o600)
@@ -31,8 +32,13 @@ def own_keyring(app, tmp_path):
     sealed.configure(keys.keyring_for(copy), s.database_url)
     yield copy
     s.keyring_path = old
+    s.blob_store, s.blob_dir = old_store
     # This test's keyring may have re-wrapped the shared field key: give it back a fresh one.
+    # Its retirement marks name KEKs the shared keyring still holds (the copy had the same ids).
     engine = app.extensions["db_engine"]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM kek_retirements"))
+        conn.execute(sa.text("DELETE FROM kek_leases"))
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM data_keys"))
         sealed.ensure_field_key(conn, keys.keyring_for(old))
@@ -40,18 +46,20 @@ def own_keyring(app, tmp_path):
     sealed.configure(keys.keyring_for(old), s.database_url)
 
 
-def _cli(app, *args):
+def _cli(app, group, *args):
+    """A command of ``portal`` run in this test's app (``main`` would build the app from the
+    environment): its output, exception and exit code."""
     from portal.cli import main
 
     runner = CliRunner()
     with app.app_context():
-        return runner.invoke(main, list(args), obj=app, standalone_mode=False, catch_exceptions=True)
+        return runner.invoke(main.commands[group], list(args), catch_exceptions=True)
 
 
 def test_rotate_rewrap_retire_and_everything_still_decrypts(app, factory, own_keyring):
     from portal import db
-    from portal import rotation
-    from portal.attachments.keys import keyring_for
+    from portal.encryption import rotation
+    from portal.encryption.keyring import keyring_for
     from portal.reports.models import Report
 
     client = app.test_client()
@@ -78,7 +86,7 @@ def test_rotate_rewrap_retire_and_everything_still_decrypts(app, factory, own_ke
         assert att.kek_id == new
         assert client.get(f"/attachments/{att.id}").data == PDF + bytes([i])
     # The sealed draft still opens with a fresh cipher (no cached key).
-    from portal import sealed
+    from portal.encryption import sealed
 
     sealed.reset()
     sealed.configure(kr, app.config["SETTINGS"].database_url)
@@ -88,7 +96,9 @@ def test_rotate_rewrap_retire_and_everything_still_decrypts(app, factory, own_ke
 
 def test_blob_check_finds_orphans_and_missing_blobs(app, factory, own_keyring, tmp_path):
     from portal import db
-    from portal.attachments.services import check_blobs, store_for
+    from portal.attachments.services import store_for
+    from portal.encryption import blobcheck
+    from portal.encryption.keyring import keyring_for
 
     client = app.test_client()
     sign_in(client, factory.user("filer"))
@@ -101,9 +111,13 @@ def test_blob_check_finds_orphans_and_missing_blobs(app, factory, own_keyring, t
     stray = "ab" * 16
     (store_dir / stray[:2]).mkdir(exist_ok=True)
     (store_dir / stray[:2] / stray).write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(store_dir / stray[:2] / stray, (old, old))
     with app.app_context():
-        result = check_blobs(db.session(), store_for(app.config["SETTINGS"], db.session))
-    assert result["orphans"] == [stray] and result["missing"] == [b.blob_key]
+        result = blobcheck.check(db.session(), store_for(app.config["SETTINGS"], db.session), keyring_for(own_keyring))
+    assert [o.key for o in result.orphans] == [stray]
+    assert [(r.holder, r.row_id, r.blob_key) for r in result.missing] == [("attachments", b.id, b.blob_key)]
+    assert not result.ok
 
 
 def test_deleting_an_attachment_leaves_no_blob(app, factory, own_keyring, tmp_path):

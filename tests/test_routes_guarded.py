@@ -6,10 +6,11 @@ from urllib.parse import urlsplit
 
 from portal.access.policy import RULES, Action
 
-# Routes that may be public, and nothing else: sign-in, language, health, invitation links.
+# Routes that may be public, and nothing else: sign-in, language, health, invitation links,
+# and /metrics (it decides itself: loopback or a bearer token, else 404; tests/test_observability.py).
 # A new public route is a deliberate decision: add it here with the reason.
 EXPECTED_PUBLIC = {"core.home", "core.language", "core.healthz", "core.livez", "auth.login",
-                   "auth.second_factor", "auth.enrol", "auth.logout", "orgs.accept"}
+                   "auth.second_factor", "auth.enrol", "auth.logout", "orgs.accept", "observability.metrics"}
 
 
 def _access(app, endpoint):

@@ -1,19 +1,33 @@
 """Ciphertext storage behind one interface, two backends: a directory (default; atomic
 writes: a temporary file renamed into place only on commit) and the database (ordered
 chunks in ``blob_chunks``, written in the caller's transaction so a rollback removes them).
-Keys are random; nothing a user typed ever becomes a path."""
+Keys are random; nothing a user typed ever becomes a path.
+
+Leftovers of a killed worker: on the directory store a ``tmp/<key>.part`` file. Its writer
+holds an exclusive ``flock`` on it from creation to commit or abort; the kernel drops the lock
+when the process dies, however it dies. ``remove_partial`` removes a temporary only when it is
+both unlocked and untouched for longer than the threshold: the lock alone protects a live
+writer on this host however slow its client, the age alone one on another host sharing the
+directory over a file system whose locks this host may not see. On the database store a
+killed worker's chunks vanish with its transaction; chunks no row names (a writer that
+committed them apart from their row) are removed once older than the threshold.
+"""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from portal.attachments.models import BlobChunk
+from portal.db import utcnow
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 READ_CHUNK = 1 << 20
@@ -46,8 +60,15 @@ class BlobStore(Protocol):
 class _FileWriter:
     def __init__(self, final: Path, tmp: Path):
         self.final, self.tmp = final, tmp
-        # Held open across writes until commit or abort, which close it.
+        # Held open across writes until commit or abort, which close it (and drop the lock).
         self.f = open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb", buffering=0)  # noqa: SIM115
+        try:
+            fcntl.flock(self.f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+        except BlockingIOError:
+            self.abort()
+            raise
+        except OSError:
+            pass  # a file system without locks: the cleaner's age threshold still protects it
 
     def write(self, data: bytes) -> None:
         self.f.write(data)
@@ -55,9 +76,10 @@ class _FileWriter:
     def commit(self) -> None:
         self.f.flush()
         os.fsync(self.f.fileno())
-        self.f.close()
         self.final.parent.mkdir(parents=True, exist_ok=True)
+        # Renamed while still locked: the cleaner never sees an unlocked finished temporary.
         os.replace(self.tmp, self.final)
+        self.f.close()
         dirfd = os.open(self.final.parent, os.O_RDONLY)
         try:
             os.fsync(dirfd)
@@ -101,8 +123,49 @@ class DirectoryBlobStore:
                     if _KEY.match(p.name):
                         yield p.name
 
-    def stale_temporaries(self) -> list[Path]:
-        return sorted((self.root / "tmp").glob("*.part"))
+    def modified(self, key: str) -> datetime | None:
+        try:
+            return datetime.fromtimestamp(self._path(key).stat().st_mtime).astimezone()
+        except FileNotFoundError:
+            return None
+
+    def partials(self) -> list[tuple[Path, float]]:
+        """Every temporary with its age in seconds since its last write."""
+        now = time.time()
+        out = []
+        for p in sorted((self.root / "tmp").glob("*.part")):
+            try:
+                out.append((p, now - p.stat().st_mtime))
+            except FileNotFoundError:
+                continue  # committed or aborted meanwhile
+        return out
+
+    def remove_partial(self, path: Path, older_than: timedelta) -> str:
+        """``removed``, ``in_use`` (its writer holds the lock) or ``recent``."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return "gone"
+        try:
+            st = os.fstat(fd)
+            if time.time() - st.st_mtime < older_than.total_seconds():
+                return "recent"
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return "in_use"
+            except OSError:
+                pass  # no locks on this file system: the age alone decides
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                return "gone"
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                return "gone"  # renamed away and replaced: not the file we locked
+            os.unlink(path)
+            return "removed"
+        finally:
+            os.close(fd)
 
 
 class _DbWriter:
@@ -141,10 +204,13 @@ class DatabaseBlobStore:
         return _DbWriter(self.session_factory(), _check(key))
 
     def read(self, key: str) -> Iterator[bytes]:
-        s = self.session_factory()
         seq = 0
         while True:
-            data = s.execute(select(BlobChunk.data).where(BlobChunk.key == _check(key), BlobChunk.seq == seq)).scalar()
+            # The session is looked up for each chunk: a download reads its first chunk in the
+            # request (to check it before responding) and the rest in the streamed response,
+            # whose session is another one.
+            data = self.session_factory().execute(
+                select(BlobChunk.data).where(BlobChunk.key == _check(key), BlobChunk.seq == seq)).scalar()
             if data is None:
                 return
             yield bytes(data)
@@ -159,3 +225,21 @@ class DatabaseBlobStore:
 
     def keys(self) -> Iterator[str]:
         yield from self.session_factory().execute(select(BlobChunk.key).distinct().order_by(BlobChunk.key)).scalars()
+
+    def unreferenced(self, referenced: Select, older_than: timedelta | None = None) -> list[str]:
+        """Keys no row names (``referenced`` selects the keys rows name), optionally only those
+        whose newest chunk is older than ``older_than``."""
+        stmt = select(BlobChunk.key).where(BlobChunk.key.not_in(referenced)).group_by(BlobChunk.key)
+        if older_than is not None:
+            stmt = stmt.having(func.max(BlobChunk.created_at) < utcnow() - older_than)
+        return list(self.session_factory().execute(stmt.order_by(BlobChunk.key)).scalars())
+
+    def remove_unreferenced(self, keys: list[str], referenced: Select) -> int:
+        """Delete those keys' chunks, checking again in the same statement that no row names
+        them; in the caller's transaction."""
+        removed = 0
+        for i in range(0, len(keys), 500):
+            removed += self.session_factory().execute(
+                delete(BlobChunk).where(BlobChunk.key.in_(keys[i:i + 500]), BlobChunk.key.not_in(referenced))
+                .execution_options(synchronize_session=False)).rowcount
+        return removed

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.access.material import CaseMaterial
 from portal.db import Base, utcnow
+from portal.encryption import registry
 
 
 class DataKey(Base):
@@ -74,6 +75,14 @@ class BlobChunk(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # When the chunk was written: `portal blobs clean-partial` removes only old unreferenced ones.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+registry.wrapped_keys("data_keys", DataKey, kek=DataKey.kek_id, wrapped=DataKey.wrapped)
+# The stream of an attachment is bound to its uid (crypto.stream's attachment id).
+registry.blobs("attachments", Attachment, key=Attachment.blob_key, kek=Attachment.kek_id,
+               wrapped=Attachment.wrapped_dek, uid=Attachment.uid, size=Attachment.size)
 
 
 def _today():

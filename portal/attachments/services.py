@@ -1,8 +1,11 @@
 """Encrypted attachments: the upload streams from the request through encryption into the
 blob store (no plaintext on disk, memory constant in the file size); the download streams
-the decrypted content and stops at the first segment that fails to authenticate."""
+the decrypted content and stops at the first segment that fails to authenticate; a blob that
+is missing or whose first segment does not authenticate is found before the response starts."""
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import re
 import unicodedata
@@ -14,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from crypto import Keyring, StreamEncryptor, decrypt_stream, new_dek
+from crypto import DecryptionError, Keyring, KeyringError, StreamEncryptor, decrypt_stream, new_dek
 from portal.access.levels import Level
 from portal.access.policy import Action, Subject, compartment_text, decide
 from portal.attachments import sniff
@@ -23,6 +26,9 @@ from portal.attachments.models import Attachment
 from portal.audit.trail import record
 from portal.core.service import ServiceError
 from portal.core.text import strip_controls
+from portal.encryption import leases
+
+log = logging.getLogger(__name__)
 
 EDITABLE = ("draft", "returned")
 
@@ -46,6 +52,7 @@ class UploadSink:
     """The file object Werkzeug's multipart parser writes the upload into."""
 
     def __init__(self, store: BlobStore, limit: int):
+        self.store = store
         self.limit = limit
         self.uid = new_key()
         self.blob_key = new_key()
@@ -58,6 +65,9 @@ class UploadSink:
         self.finished = False
         self.closed_ok = False
         self.extra_files = 0
+        # The lease on the KEK its data key was wrapped under, and where it lives (leases).
+        self.lease: leases.Lease | None = None
+        self.lease_engine = None
 
     # file protocol used by werkzeug.formparser
     def write(self, data: bytes) -> int:
@@ -87,12 +97,33 @@ class UploadSink:
         pass
 
     def commit(self) -> None:
+        if self.closed_ok:
+            return
         self.writer.commit()
         self.closed_ok = True
 
     def abort(self) -> None:
-        if not self.closed_ok:
-            self.writer.abort()
+        """The row naming this blob will not be committed: remove the blob (a committed file
+        too; database chunks go with the rolled-back transaction) and give the lease back."""
+        try:
+            if not self.closed_ok:
+                self.writer.abort()
+            elif isinstance(self.store, DirectoryBlobStore):
+                self.store.delete(self.blob_key)
+        finally:
+            lease, self.lease = self.lease, None
+            if lease is not None:
+                try:
+                    leases.drop(self.lease_engine, lease)
+                except Exception:  # it expires; the original failure is what matters
+                    log.exception("could not give back the lease on %s", lease.kek_id)
+
+    def wrap_key(self, session, keyring: Keyring, purpose: str) -> tuple[str, bytes]:
+        """Wrap this upload's data key under a leased KEK (portal.encryption.leases); the
+        transaction that stores it calls ``leases.release(session, sink.lease)``."""
+        lease, kek_id, wrapped = leases.wrap(session, keyring, self.dek, purpose)
+        self.lease, self.lease_engine = lease, leases.engine_of(session)
+        return kek_id, wrapped
 
 
 def store_for(settings, session_factory) -> BlobStore:
@@ -149,19 +180,57 @@ def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report
     if not d.allowed:
         raise ServiceError(_("You may not attach a file of this classification to this report."),
                            field="classification", reason=d.reason)
-    att.kek_id, att.wrapped_dek = keyring.wrap(sink.dek)
+    att.kek_id, att.wrapped_dek = sink.wrap_key(session, keyring, "attachment")
     session.add(att)
     session.flush()
     record(session, "attachment.upload", actor=actor, source_ip=ip, target_type="attachment", target_id=att.id,
            case_ref=report.reference, org_id=report.organisation_id,
            details={"report": report.id, "size": att.size, "kind": kind, "classification": att.classification,
                     "sha256": att.sha256})
+    _release(session, sink)
     return att
 
 
+def _release(session: Session, sink: UploadSink) -> None:
+    try:
+        leases.release(session, sink.lease)
+    except leases.LeaseExpired:
+        raise ServiceError(_("Storing the file took too long. Try again."), reason="key_lease_expired") from None
+
+
+class BlobUnreadable(Exception):
+    """The blob cannot be served: found before any byte of the response is sent."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason  # blob_missing | integrity | key_missing
+
+
+def opened(store: BlobStore, keyring: Keyring, *, uid: str, blob_key: str, kek_id: str,
+           wrapped: bytes) -> Iterator[bytes]:
+    """The plaintext stream, its first segment already authenticated (header, key commitment,
+    first tag), so that a missing or damaged blob is an error page rather than a response
+    that stops after its headers. A later segment that fails still ends the stream."""
+    if not store.exists(blob_key):
+        raise BlobUnreadable("blob_missing", f"blob {blob_key} is missing")
+    try:
+        dek = keyring.unwrap(kek_id, wrapped)
+    except KeyringError as exc:
+        raise BlobUnreadable("key_missing", str(exc)) from None
+    chunks = decrypt_stream(dek, uid.encode(), store.read(blob_key))
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return iter(())
+    except FileNotFoundError:
+        raise BlobUnreadable("blob_missing", f"blob {blob_key} is missing") from None
+    except DecryptionError as exc:
+        raise BlobUnreadable("integrity", str(exc)) from None
+    return itertools.chain((first,), chunks)
+
+
 def plaintext(store: BlobStore, keyring: Keyring, att: Attachment) -> Iterator[bytes]:
-    dek = keyring.unwrap(att.kek_id, att.wrapped_dek)
-    return decrypt_stream(dek, att.uid.encode(), store.read(att.blob_key))
+    return opened(store, keyring, uid=att.uid, blob_key=att.blob_key, kek_id=att.kek_id, wrapped=att.wrapped_dek)
 
 
 def list_for_report(session: Session, report: Report, *, subject: Subject, today: date) -> list[Attachment]:
@@ -186,29 +255,29 @@ def delete(session: Session, store: BlobStore, att: Attachment, *, actor, ip: st
         store.delete(att.blob_key)  # same transaction
 
 
-def check_blobs(session: Session, store: BlobStore) -> dict:
-    known = set(session.execute(select(Attachment.blob_key)).scalars())
-    present = set(store.keys())
-    out = {"orphans": sorted(present - known), "missing": sorted(known - present)}
-    if isinstance(store, DirectoryBlobStore):
-        out["temporaries"] = [str(p) for p in store.stale_temporaries()]
-    return out
-
-
-def seal_bytes(store: BlobStore, keyring: Keyring, data: bytes) -> tuple[UploadSink, str, bytes]:
-    """Encrypt a document the portal generated (an inform notice) into the blob store like
-    an upload. The caller commits the sink after its transaction flushed, or aborts it."""
+def seal_bytes(session: Session, store: BlobStore, keyring: Keyring, data: bytes, *,
+               purpose: str) -> tuple[UploadSink, str, bytes]:
+    """Encrypt a document the portal generated (an inform notice) into the blob store, whole:
+    on return the blob is complete (the directory store's file in place, the database store's
+    last chunk flushed into ``session``), before any row naming it can commit. The caller
+    stores the wrapped key and calls ``release(session, sink)`` in that same transaction, or
+    aborts the sink on any failure."""
     sink = UploadSink(store, max(len(data), 1))
     try:
         sink.write(data)
         sink.seek(0)
-        kek_id, wrapped = keyring.wrap(sink.dek)
-    except Exception:
+        kek_id, wrapped = sink.wrap_key(session, keyring, purpose)
+        sink.commit()
+    except BaseException:
         sink.abort()
         raise
     return sink, kek_id, wrapped
 
 
+def release(session: Session, sink: UploadSink) -> None:
+    """In the transaction that stores the sink's wrapped key: its lease ends with it."""
+    _release(session, sink)
+
+
 def open_bytes(store: BlobStore, keyring: Keyring, *, uid: str, blob_key: str, kek_id: str, wrapped: bytes) -> Iterator[bytes]:
-    dek = keyring.unwrap(kek_id, wrapped)
-    return decrypt_stream(dek, uid.encode(), store.read(blob_key))
+    return opened(store, keyring, uid=uid, blob_key=blob_key, kek_id=kek_id, wrapped=wrapped)

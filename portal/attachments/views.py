@@ -1,17 +1,18 @@
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
 from crypto import DecryptionError
 from portal import db
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.access.policy import Action
 from portal.attachments import services, web
-from portal.attachments.keys import current_keyring
 from portal.attachments.models import Attachment
 from portal.auth.forms import EmptyForm
 from portal.core.guard import (after_this_request_commits, audit, audited_stream, by_id, check, current_subject, failed,
@@ -20,9 +21,12 @@ from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
+from portal.encryption.keyring import current_keyring
+from portal.observability import metrics
 from portal.reports.models import Report
 
 bp = Blueprint("attachments", __name__)
+log = logging.getLogger(__name__)
 
 
 def _store():
@@ -71,27 +75,43 @@ def upload(obj: Report):
         received = web.receive(store, settings().max_upload_bytes)
         if received.sink is None:
             raise web.UploadRefused(_("Choose a file to upload."), "no_file")
+        _hold(obj)
         att = services.store_upload(db.session(), current_keyring(), received.sink, report=obj,
                                     filename=received.filename, classification=received.form.get("classification", ""),
                                     subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip())
         # The blob is committed before the row that names it: a crash in between leaves an
         # orphan blob (found by `portal blobs check`), never a row without its blob.
         received.sink.commit()
-    except Refused:
+        after_this_request_commits(lambda: metrics.upload_stored(att.size))
+    except Refused as e:
+        metrics.upload_refused(e.reason)
         if received is not None:
             received.abort()
         raise
     except ServiceError as e:
+        metrics.upload_refused(e.reason)
         if received is not None:
             received.abort()
         failed(e, "attachment.upload", obj)
         return _render(obj, e.message, getattr(e, "status", 400))
     except BaseException:
+        metrics.upload_refused("error")
         if received is not None:
             received.abort()
         raise
     flash(_("The file %(name)s has been encrypted and attached.", name=att.filename), "success")
     return redirect(url_for("attachments.index", report_id=obj.id))
+
+
+def _hold(report: Report) -> None:
+    """The body took its time with no transaction open: the report is locked (PostgreSQL; a
+    submission locks it too) and read afresh, so a report submitted or withdrawn meanwhile
+    refuses the file, and a submission waits for this upload rather than freezing the report's
+    files without it."""
+    s = db.session()
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(select(Report.id).where(Report.id == report.id).with_for_update())
+    s.refresh(report)
 
 
 @bp.route("/attachments/<int:attachment_id>")
@@ -104,10 +124,16 @@ def download(obj: Attachment):
     audit("attachment.download.start", target_type="attachment", target_id=obj.id, case_ref=obj.report.reference,
           org_id=obj.report.organisation_id, details={"sha256": obj.sha256})
     try:
-        chunks = services.plaintext(store, keyring, obj)
-    except FileNotFoundError:
-        raise ServiceError(_("This file cannot be read at the moment. The administrators have been told."),
-                           reason="blob_missing") from None
+        chunks = metrics.download("attachment", services.plaintext(store, keyring, obj),
+                                  integrity_errors=(DecryptionError,))
+    except services.BlobUnreadable as e:
+        metrics.blob_error(e.reason)
+        # The portal's error page, before any byte of the file; recorded instead of the start.
+        log.error("attachment %s: blob unreadable (%s): %s", obj.id, e.reason, e)
+        failed(ServiceError(_("This file cannot be read at the moment. The administrators have been told."),
+                            reason=e.reason), "attachment.download", obj)
+        return render_template("errors/generic.html", code=500, title=_("Something went wrong"),
+                               message=_("This file cannot be read at the moment. The administrators have been told.")), 500
     name = obj.filename
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     body = audited_stream(chunks, "attachment.download", obj=obj, integrity_errors=(DecryptionError,),

@@ -1,6 +1,8 @@
 """Receiving a multipart body whose file part streams into an UploadSink (used by the
 report attachments page and by dialogue messages). The caller has already asked the
-policy; the CSRF token is checked here, after parsing, since it travels in the body."""
+policy; the CSRF token is checked here, after parsing, since it travels in the body, and
+the policy is asked again once the body is in (the request path held no transaction while
+it arrived: portal.core.guard)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,11 +10,12 @@ from dataclasses import dataclass, field
 from flask import request
 from flask_babel import gettext as _
 from flask_wtf.csrf import validate_csrf
-from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 from wtforms import ValidationError
 
 from portal.attachments import services
+from portal.core.guard import decide_again
 from portal.core.service import ServiceError
 
 
@@ -45,17 +48,23 @@ def receive(store, limit: int, *, file_field: str = "file") -> Received:
 
     request.max_content_length = limit + 256 * 1024
     request._get_file_stream = factory  # type: ignore[method-assign]
+    request.environ["wsgi.input"] = _WholeBody(request.environ["wsgi.input"], request.content_length)
     try:
-        files, form = request.files, request.form
+        try:
+            files, form = request.files, request.form
+        except BaseException:
+            _abort(sinks)
+            # Whatever reads the form later (the page that shows the refusal) must not parse
+            # the rest of the body again.
+            request.form = request.files = ImmutableMultiDict()  # type: ignore[misc]
+            raise
     except RequestEntityTooLarge:
-        _abort(sinks)
-        raise UploadRefused(_("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024)), "too_large", 413)
-    except UploadRefused:
-        _abort(sinks)
-        raise
+        raise UploadRefused(_("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024)), "too_large", 413) from None
+    except ClientDisconnected:
+        # Cut off half-way: the client went away, or the server closed a client too slow.
+        raise UploadRefused(_("The upload did not arrive complete. Try again."), "incomplete") from None
     except BadRequest:
-        _abort(sinks)
-        raise UploadRefused(_("The upload did not arrive complete. Try again."), "broken_upload")
+        raise UploadRefused(_("The upload did not arrive complete. Try again."), "broken_upload") from None
     if any("\x00" in v for v in form.values()):
         _abort(sinks)
         raise UploadRefused(_("The request could not be understood. Go back and try again."), "nul_in_form")
@@ -65,6 +74,11 @@ def receive(store, limit: int, *, file_field: str = "file") -> Received:
         _abort(sinks)
         raise UploadRefused(_("The page was open too long or was sent twice. Go back, reload the page and try again."),
                             "csrf")
+    try:
+        decide_again()
+    except BaseException:
+        _abort(sinks)
+        raise
     upload = files.get(file_field)
     sink = sinks[0] if sinks else None
     if upload is not None and not upload.filename and sink is not None and sink.size == 0:
@@ -79,3 +93,21 @@ def receive(store, limit: int, *, file_field: str = "file") -> Received:
 def _abort(sinks) -> None:
     for s in sinks:
         s.abort()
+
+
+class _WholeBody:
+    """The request body as the parser reads it. A body that ends before its Content-Length
+    is a client that went away, not a shorter form: Werkzeug would otherwise parse what came
+    as a form without its later fields (and call a cut-off upload a missing CSRF token)."""
+
+    def __init__(self, stream, expected: int | None):
+        self.stream = stream
+        self.expected = expected
+        self.seen = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.seen += len(data)
+        if not data and size != 0 and self.expected is not None and self.seen < self.expected:
+            raise ClientDisconnected()
+        return data

@@ -1,18 +1,29 @@
 """Signed checkpoints of the audit chain (DESIGN §8). The Ed25519 key lives in a 0600 file
 apart from the database, so someone who can rewrite the database, even recomputing every
-hash, cannot produce a checkpoint the rewritten chain matches."""
+hash, cannot produce a checkpoint the rewritten chain matches.
+
+Two checks, of different strength, against someone who can rewrite the database:
+
+- ``check_stored``: the newest checkpoint kept in ``audit_checkpoints``. It catches a trail
+  truncated or rewritten below that checkpoint (a restore of an old copy, a lost tail, a
+  careless edit), but whoever can delete events can delete the checkpoint rows too: then it
+  checks an older one, or finds none. It proves the trail extends the newest checkpoint the
+  database still holds, nothing more.
+- ``check``: a checkpoint an auditor kept outside the portal. No database rewrite can take
+  it back, so it proves the trail still extends what it was when that checkpoint was signed."""
 from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from crypto import SigningKey, verify as verify_signature
+from crypto import SigningKey, key_id_of, verify as verify_signature
 from portal.audit.models import AuditCheckpoint, AuditEvent
 from portal.audit.trail import GENESIS
 
@@ -51,6 +62,37 @@ def document(cp: AuditCheckpoint, public_pem: bytes) -> dict:
                         "signed_at": cp.signed_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                         "key_id": cp.key_id},
             "signature": cp.signature, "public_key": public_pem.decode("ascii")}
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    ok: bool
+    message: str
+    checkpoint: AuditCheckpoint | None = None
+    stored: int = 0  # how many checkpoints the database holds
+
+
+_FIELDS = ("id", "seq", "hash", "signed_at", "key_id", "reason", "signature")
+
+
+def newest(conn) -> AuditCheckpoint | None:
+    """The checkpoint written last (highest id), read on the Core connection ``conn``."""
+    row = conn.execute(select(*[getattr(AuditCheckpoint, f) for f in _FIELDS])
+                       .order_by(AuditCheckpoint.id.desc()).limit(1)).first()
+    return None if row is None else AuditCheckpoint(**dict(zip(_FIELDS, row)))
+
+
+def check_stored(conn, public_pem: bytes, cp: AuditCheckpoint | None) -> StoredCheck:
+    """Does the current chain extend ``cp`` (the newest stored checkpoint, read with
+    ``newest`` before the chain was walked)? Its signature must be good for ``public_pem``
+    and the event at its sequence number must carry its hash."""
+    stored = conn.execute(select(func.count()).select_from(AuditCheckpoint)).scalar_one()
+    if cp is None:
+        return StoredCheck(True, "no signed checkpoint is stored in the database", None, stored)
+    ok, message = check(conn, document(cp, public_pem), public_pem)
+    if ok and cp.key_id != key_id_of(public_pem):
+        ok, message = False, f"checkpoint {cp.id} names key {cp.key_id}, not this public key"
+    return StoredCheck(ok, message, cp, stored)
 
 
 def check(conn, doc: dict, public_pem: bytes) -> tuple[bool, str]:

@@ -15,10 +15,12 @@ import base64
 import csv
 import hashlib
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from sqlalchemy import select
 
@@ -168,3 +170,28 @@ def _as_utc(value):
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value
+
+
+def write_private(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> int:
+    """Write ``chunks`` to ``path`` readable by its owner only (0600, whatever the umask or an
+    earlier file's mode: the trail names people, addresses and cases). The file appears whole,
+    under its name, only once everything is written; a failure half-way leaves nothing."""
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".part", dir=os.path.dirname(os.path.abspath(path)))
+    n = 0
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                n += len(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return n

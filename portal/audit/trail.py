@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from portal.audit.models import AuditEvent, AuditPending
 from portal.db import utcnow
+from portal.observability import metrics
 
 GENESIS = "0" * 64
 # Any fixed number: the advisory lock that orders appends on PostgreSQL (used by audit_seal).
@@ -148,6 +149,7 @@ def record(
     )
     # The action's own pending changes reach the database first (and fail here if they fail).
     session.flush()
+    metrics.audit_appended(fields["action"], outcome)
     if session.get_bind().dialect.name == "postgresql":
         # Sealed at COMMIT by the audit_seal trigger: seq, occurred_at, prev_hash and hash are
         # assigned then, under the append lock, so the returned event does not carry them.

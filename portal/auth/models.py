@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.access.levels import Role
 from portal.db import Base, utcnow
 from portal.orgs.models import Organisation
-from portal.sealed import Sealed
+from portal.encryption.sealed import Ciphertext, Sealed
 
 
 class User(Base):
@@ -27,7 +27,8 @@ class User(Base):
     # Sealed: a database dump alone does not yield anyone's second factor.
     # Deferred: read (and decrypted) only by the sign-in and 2FA flows, not on every request or
     # with every message author.
-    totp_secret: Mapped[str | None] = mapped_column(Sealed("users.totp_secret"), deferred=True)
+    _totp_secret: Mapped[bytes | None] = mapped_column("totp_secret", Ciphertext(), deferred=True)
+    totp_secret = Sealed[str | None]("_totp_secret")
     totp_enabled_at: Mapped[datetime | None]
     # The last accepted TOTP time step: a code from that step or earlier is a replay.
     totp_last_counter: Mapped[int | None]

@@ -50,8 +50,12 @@ class ServerSession(CallbackDict, SessionMixin):
         self.modified = True
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """The session row's id for a cookie's token."""
     return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+_digest = digest
 
 
 class DatabaseSessionInterface(SessionInterface):
@@ -63,6 +67,19 @@ class DatabaseSessionInterface(SessionInterface):
         token = request.cookies.get(COOKIE_NAME)
         if not token or len(token) > 100:
             return ServerSession()
+        try:
+            return self._load(app, token)
+        except Exception as e:
+            if not db.unavailable(e):
+                raise
+            # Raised here, it would escape Flask's error handlers (the session opens before
+            # them): the request goes on signed out, and anything but /healthz, /livez and
+            # static files answers the portal's 503 page (portal.core.errors). The cookie is
+            # kept: the session is still good once the database is back.
+            db.mark_unavailable(e)
+            return ServerSession()
+
+    def _load(self, app, token: str) -> ServerSession:
         s = db.session()
         loaded = principal.load(s, _digest(token))
         if loaded is None:
@@ -87,6 +104,24 @@ class DatabaseSessionInterface(SessionInterface):
         return sess
 
     def save_session(self, app, session: ServerSession, response):
+        if g.get("database_unavailable"):
+            return  # nothing can be written, and the cookie stays as it was
+        try:
+            self._save(app, session, response)
+        except Exception as e:
+            if not db.unavailable(e):
+                raise
+            # The database went away after the view: what the view committed stands and its
+            # page is shown (without a new cookie); a page that was already an error becomes
+            # the portal's 503 page, which says to try again.
+            db.mark_unavailable(e)
+            db.session().invalidate()
+            if response.status_code >= 400:
+                from portal.core.errors import become_unavailable
+
+                become_unavailable(response)
+
+    def _save(self, app, session: ServerSession, response) -> None:
         s = db.session()
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)

@@ -14,6 +14,13 @@ and how to load the object it touches from the URL; the wrapper
 
 Views never commit, roll back or build refusals themselves; ``failed()`` is for a view that
 renders its own error page (a form with the errors beside the fields).
+
+A streamed body (an upload: a quarter of an hour for 1 GiB over a slow link) is read with no
+transaction open: after the decision the wrapper ends the transaction, which hands the database
+connection back to the pool (and, on SQLite, the write lock every request needs). Once the body
+is in, ``decide_again()`` makes the same decision on fresh rows (the session may have been
+revoked, the clearance withdrawn, the report submitted meanwhile) before anything is written;
+the action and its events still commit once.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from functools import wraps
 from typing import Callable, Iterable, Iterator, Mapping
 
 from flask import abort, current_app, flash, g, redirect, request, stream_with_context, url_for
+from flask import session as cookie_session
 from flask_login import current_user
 
 from portal import db
@@ -30,6 +38,7 @@ from portal.access.policy import Action, Decision, decide
 from portal.access.subject import subject_for
 from portal.audit.trail import record
 from portal.auth import principal
+from portal.auth.sessions import digest
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 
@@ -230,15 +239,14 @@ def guarded(action: Action | Mapping[str, Action], load: Callable[..., object] |
                     obj.policy_target() if hasattr(obj, "policy_target") else obj)
             else:
                 subject_of = None
-            decision = decide(current_subject(), act, subject_of, today=today_jst())
-            if decision.allowed and hasattr(obj, "policy_parent"):
-                # Rule 7: a sub-object is decided on its own labels *and* its own parent: what
-                # belongs to a case is reached only by someone who may read the case.
-                decision = decide(current_subject(), Action.REPORT_VIEW, obj.policy_parent(), today=today_jst())
+            decision = _decision(act, obj, subject_of)
             if not decision.allowed:
                 refuse(act, decision.reason, conceal=decision.conceal, obj=obj)
             if request.method not in SAFE_METHODS and body == "form":
                 _check_form_body()
+            if request.method not in SAFE_METHODS and body == "stream":
+                g.decide_again = lambda: _decide_again(act, load, kwargs, target)
+                _release_connection()
             if load is None:
                 return _act(view, (), kwargs, action=act, obj=None, event=event, back=back)
             return _act(view, (), {"obj": obj}, action=act, obj=obj, event=event, back=back)
@@ -248,6 +256,57 @@ def guarded(action: Action | Mapping[str, Action], load: Callable[..., object] |
         return wrapper
 
     return deco
+
+
+def _decision(act, obj, subject_of) -> Decision:
+    decision = decide(current_subject(), act, subject_of, today=today_jst())
+    if decision.allowed and hasattr(obj, "policy_parent"):
+        # Rule 7: a sub-object is decided on its own labels *and* its own parent: what
+        # belongs to a case is reached only by someone who may read the case.
+        decision = decide(current_subject(), Action.REPORT_VIEW, obj.policy_parent(), today=today_jst())
+    return decision
+
+
+# ---------------------------------------------------------------- streamed bodies
+
+def _release_connection() -> None:
+    """Nothing has been written yet (a refusal commits its own record): ending the transaction
+    returns the connection to the pool while the body streams in. The objects loaded so far
+    are expired and read afresh when next used."""
+    db.session().rollback()
+
+
+def decide_again() -> None:
+    """After a streamed body, before acting on it: the route's decision once more, on the
+    session, the user, the grant and the object as they are now. Refuses like the wrapper."""
+    again = g.pop("decide_again", None)
+    if again is not None:
+        again()
+
+
+def _decide_again(act, load, kwargs: dict, target) -> None:
+    s = db.session()
+    user = current_user._get_current_object()
+    token = getattr(cookie_session, "token", None)
+    loaded = principal.load(s, digest(token)) if token else None
+    if loaded is None or loaded[1].user_id != user.id or not loaded[1].user.active:
+        # Signed out, revoked (a password or role change) or disabled while the body arrived.
+        refuse(act, "session_ended", conceal=False)
+    g.principal = loaded[1]
+    g.pop("subject", None)
+    obj = None
+    subject_of = None
+    if load is not None:
+        params = inspect.signature(load).parameters
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        obj = load(**(kwargs if takes_all else {k: v for k, v in kwargs.items() if k in params}))
+        if obj is None:
+            refuse(act, "not_found", conceal=True, target_id=str(next(iter(kwargs.values()), ""))[:40])
+        subject_of = target(obj) if target is not None else (
+            obj.policy_target() if hasattr(obj, "policy_target") else obj)
+    decision = _decision(act, obj, subject_of)
+    if not decision.allowed:
+        refuse(act, decision.reason, conceal=decision.conceal, obj=obj)
 
 
 # ---------------------------------------------------------------- streamed reads

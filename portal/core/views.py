@@ -60,7 +60,7 @@ def healthz():
     except Exception:  # noqa: BLE001 - health is reported, not raised
         status["database"] = "unavailable"
         code = 503
-    from portal.keys import keyring_status
+    from portal.encryption.instance import keyring_status
 
     status["keyring"] = keyring_status(settings())
     if status["keyring"] != "ok":

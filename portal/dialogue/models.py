@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.access.material import CaseMaterial
 from portal.db import Base, utcnow
-from portal.sealed import Sealed
+from portal.encryption.sealed import Ciphertext, Sealed
 
 EXTERNAL, INTERNAL = "external", "internal"
 
@@ -23,7 +23,8 @@ class Message(CaseMaterial, Base):
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
     channel: Mapped[str] = mapped_column(String(16))
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    body: Mapped[str] = mapped_column(Sealed("messages.body"))
+    _body: Mapped[bytes] = mapped_column("body", Ciphertext())
+    body = Sealed[str]("_body")
     classification: Mapped[str] = mapped_column(String(16))
     # Labels fixed when written (rule 7): the case's compartments then.
     compartments: Mapped[str] = mapped_column(String(200), default="", server_default="")
@@ -59,20 +60,6 @@ class ReadMark(Base):
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     last_read_id: Mapped[int] = mapped_column(default=0)
-
-
-class JobRun(Base):
-    """One row per job and day: the unique key makes exactly one server do the work."""
-
-    __tablename__ = "job_runs"
-    __table_args__ = (UniqueConstraint("job", "run_on"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    job: Mapped[str] = mapped_column(String(32))
-    run_on: Mapped[date]
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-    result: Mapped[str | None] = mapped_column(String(200))
 
 
 def _today():

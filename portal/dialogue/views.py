@@ -11,7 +11,7 @@ from portal.auth import principal
 from portal.access.policy import Action
 from portal.attachments import services as attachments
 from portal.attachments import web
-from portal.attachments.keys import current_keyring
+from portal.encryption.keyring import current_keyring
 from portal.core.guard import by_id, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst

@@ -7,7 +7,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.access.material import CaseMaterial
 from portal.db import Base, utcnow
-from portal.sealed import Sealed
+from portal.encryption import registry
+from portal.encryption.sealed import Ciphertext, Sealed
 
 DRAFT, PENDING, REJECTED, ISSUED, REVOKED = "draft", "pending_approval", "rejected", "issued", "revoked"
 COMPANY_VISIBLE = (ISSUED, REVOKED)
@@ -25,9 +26,12 @@ class Inform(CaseMaterial, Base):
     status: Mapped[str] = mapped_column(String(20), default=DRAFT)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
     legal_basis: Mapped[str] = mapped_column(Text)
-    reasons: Mapped[str] = mapped_column(Sealed("informs.reasons"))
-    conditions: Mapped[str] = mapped_column(Sealed("informs.conditions"))
-    internal_rationale: Mapped[str] = mapped_column(Sealed("informs.internal_rationale"))
+    _reasons: Mapped[bytes] = mapped_column("reasons", Ciphertext())
+    reasons = Sealed[str]("_reasons")
+    _conditions: Mapped[bytes] = mapped_column("conditions", Ciphertext())
+    conditions = Sealed[str]("_conditions")
+    _internal_rationale: Mapped[bytes] = mapped_column("internal_rationale", Ciphertext())
+    internal_rationale = Sealed[str]("_internal_rationale")
     rationale_classification: Mapped[str] = mapped_column(String(16))
     # The inform's own labels, fixed when drafted (rule 7); the rationale has its own level.
     classification: Mapped[str] = mapped_column(String(16), default="restricted", server_default="restricted")
@@ -82,3 +86,8 @@ class InformEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     step: Mapped[str] = mapped_column(String(32))
     comment: Mapped[str | None] = mapped_column(Text)
+
+
+# The issued notice: its stream is bound to notice_uid; NULL until the inform is issued.
+registry.blobs("inform_notices", Inform, key=Inform.notice_blob_key, kek=Inform.notice_kek_id,
+               wrapped=Inform.notice_wrapped_dek, uid=Inform.notice_uid, size=Inform.notice_size)

@@ -190,8 +190,10 @@ def reject(session: Session, inform: Inform, *, comment: str, subject: Subject, 
 
 def approve(session: Session, inform: Inform, *, comment: str | None, subject: Subject, actor, today: date,
             ip: str | None, store, keyring, base_url: str) -> Inform:
-    """Approve and issue. Everything happens in the caller's transaction; the encrypted
-    notice blob is committed by the caller after the database commit (or aborted)."""
+    """Approve and issue, in the caller's transaction. The encrypted notice is complete in the
+    blob store before this returns (on the database store, its chunks are in this same
+    transaction), so the row naming it can never commit without it. On a failure after this
+    returns the caller aborts ``inform._pending_sink`` (it removes the blob)."""
     _four_eyes(session, inform, subject, actor, today, Action.INFORM_APPROVE)
     report = inform.report
     # The state table's "issue_inform" ends the case and tells the company.
@@ -203,16 +205,21 @@ def approve(session: Session, inform: Inform, *, comment: str | None, subject: S
     inform.decision_comment = (comment or "").strip() or None
     inform.issued_at = utcnow()
     pdf = notice_pdf(session, inform, "ja", today)
-    sink, kek_id, wrapped = blobs.seal_bytes(store, keyring, pdf)
-    inform._pending_sink = sink  # type: ignore[attr-defined]  # the caller commits or aborts it
-    inform.notice_uid, inform.notice_blob_key = sink.uid, sink.blob_key
-    inform.notice_kek_id, inform.notice_wrapped_dek = kek_id, wrapped
-    inform.notice_sha256, inform.notice_size = sink.encryptor.plaintext_sha256, sink.size
-    session.flush()
-    _event(session, inform, actor, "approve_and_issue", inform.decision_comment)
-    record(session, "inform.issue", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
-           case_ref=report.reference, org_id=report.organisation_id,
-           details={"number": inform.number, "sha256": inform.notice_sha256})
+    sink, kek_id, wrapped = blobs.seal_bytes(session, store, keyring, pdf, purpose="notice")
+    inform._pending_sink = sink  # type: ignore[attr-defined]  # the caller aborts it on a later failure
+    try:
+        inform.notice_uid, inform.notice_blob_key = sink.uid, sink.blob_key
+        inform.notice_kek_id, inform.notice_wrapped_dek = kek_id, wrapped
+        inform.notice_sha256, inform.notice_size = sink.encryptor.plaintext_sha256, sink.size
+        session.flush()
+        _event(session, inform, actor, "approve_and_issue", inform.decision_comment)
+        record(session, "inform.issue", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
+               case_ref=report.reference, org_id=report.organisation_id,
+               details={"number": inform.number, "sha256": inform.notice_sha256})
+        blobs.release(session, sink)
+    except BaseException:
+        sink.abort()
+        raise
     return inform
 
 

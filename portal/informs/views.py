@@ -1,25 +1,28 @@
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, request, url_for
+import logging
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import db
 from portal.access.policy import Action
 from portal.attachments import services as attachments
-from portal.attachments.keys import current_keyring
 from crypto import DecryptionError
-from portal.core.guard import audit, audited_stream, by_id, current_subject, guarded
+from portal.core.guard import audit, audited_stream, by_id, current_subject, failed, guarded
 from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
+from portal.encryption.keyring import current_keyring
 from portal.informs import services
 from portal.informs.forms import AckForm, DecisionForm, InformForm, LicenceForm, RevokeForm
 from portal.informs.models import Inform
 from portal.reports.models import Report
 
 bp = Blueprint("informs", __name__)
+log = logging.getLogger(__name__)
 
 
 def _load_report(report_id: int):
@@ -86,10 +89,9 @@ def approve(obj: Inform):
         abort(400)
     store = attachments.store_for(settings(), db.session)
     try:
+        # On return the sealed notice is complete in the store, before the row naming it commits.
         inform = services.approve(db.session(), obj, comment=form.comment.data, store=store, keyring=current_keyring(),
                                   base_url=settings().base_url, **_common())
-        # The sealed notice is complete in the store before the row naming it commits.
-        inform._pending_sink.commit()
     except BaseException:
         sink = getattr(obj, "_pending_sink", None)
         if sink is not None:
@@ -154,9 +156,11 @@ def notice(obj: Inform):
           org_id=obj.report.organisation_id, details={"lang": lang})
     if lang == "ja":
         # The stored official notice: the same bytes for the company and the auditors, always.
-        body = audited_stream(services.notice_stream(attachments.store_for(settings(), db.session), current_keyring(),
-                                                     obj),
-                              "inform.notice.download", obj=obj, integrity_errors=(DecryptionError,), lang=lang)
+        try:
+            chunks = services.notice_stream(attachments.store_for(settings(), db.session), current_keyring(), obj)
+        except attachments.BlobUnreadable as e:
+            return _unreadable(e, obj, lang)
+        body = audited_stream(chunks, "inform.notice.download", obj=obj, integrity_errors=(DecryptionError,), lang=lang)
         size = obj.notice_size
     else:
         data = services.notice_pdf(db.session(), obj, "en")
@@ -169,3 +173,13 @@ def notice(obj: Inform):
     if lang == "ja":
         resp.headers["X-Content-SHA256"] = obj.notice_sha256
     return resp
+
+
+def _unreadable(e, obj: Inform, lang: str):
+    """The portal's error page, before any byte of the notice: the failure is recorded (instead
+    of the start) and logged for the administrators."""
+    log.error("inform %s: notice blob unreadable (%s): %s", obj.id, e.reason, e)
+    failed(ServiceError(_("This file cannot be read at the moment. The administrators have been told."),
+                        reason=e.reason), "inform.notice.download", obj, details={"lang": lang})
+    return render_template("errors/generic.html", code=500, title=_("Something went wrong"),
+                           message=_("This file cannot be read at the moment. The administrators have been told.")), 500

@@ -1,6 +1,10 @@
 """Reports as the lists show them: one statement per page of rows holding the labels and list
-keys only. Nothing sealed is fetched and no ORM object is built, because a list page is what
-case workers and filers load all day (bench/reports_list.py, bench/review_console.py)."""
+keys, and the sealed title (the counterparty's name), which a row opens with its own id when
+a page shows it. No ORM object is built and no other sealed column is fetched, because a list
+page is what case workers and filers load all day (bench/reports_list.py,
+bench/review_console.py).
+
+No list sorts or searches by title: the database holds only its ciphertext."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,7 +27,7 @@ class ListedReport:
     organisation_name: str
     status: str
     reference: str | None
-    title: str
+    sealed_title: bytes
     classification: str
     technology_code: str | None
     technology_name_ja: str | None
@@ -49,6 +53,12 @@ class ListedReport:
                 frozenset((self.technology_code,)) if self.technology_code else frozenset()),
             draft=self.status == "draft"))
 
+    @property
+    def title(self) -> str:
+        """The counterparty's name, opened when read (a page of 50 opens 50; a list read
+        only for its clocks opens none). ``SealedFieldError`` if it was moved or damaged."""
+        return Report.title.open(self.id, self.sealed_title) or ""
+
     def access_labels(self) -> Labels:
         """What the policy reads: the same labels as ``Report.access_labels``."""
         return self.labels
@@ -60,7 +70,7 @@ class ListedReport:
 
 
 _assignee = User.__table__.alias("assignee")
-COLUMNS = (Report.id, Report.organisation_id, Organisation.name, Report.status, Report.reference, Report.title,
+COLUMNS = (Report.id, Report.organisation_id, Organisation.name, Report.status, Report.reference, Report._title,
            Report.classification, Technology.code, Technology.name_ja, Technology.name_en,
            Report.destination_country, Report.planned_transfer_date, Report.submitted_at, Report.updated_at,
            Report.closed_at, Report.assignee_id, _assignee.c.name, Report.paused_days, Report.awaiting_since, Report.response_due,

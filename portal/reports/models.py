@@ -10,7 +10,7 @@ from portal.catalogue.models import Technology
 from portal.access.material import CaseMaterial
 from portal.db import Base, utcnow
 from portal.orgs.models import Organisation
-from portal.sealed import Sealed
+from portal.encryption.sealed import Ciphertext, Sealed
 
 
 class Report(Base):
@@ -46,9 +46,12 @@ class Report(Base):
     classification: Mapped[str] = mapped_column(String(16), default="restricted")
     destination_country: Mapped[str | None] = mapped_column(String(2))
     planned_transfer_date: Mapped[date | None]
-    title: Mapped[str] = mapped_column(String(200), default="")
-    # Sealed: the description and the rest of the working copy are encrypted at rest.
-    draft: Mapped[str] = mapped_column(Sealed("reports.draft"), default="{}")
+    # Sealed: the counterparty's name (the lists' title), the description and the rest of the
+    # working copy are encrypted at rest, each bound to this row.
+    _title: Mapped[bytes] = mapped_column("title", Ciphertext())
+    title = Sealed[str]("_title", default="")
+    _draft: Mapped[bytes] = mapped_column("draft", Ciphertext())
+    draft = Sealed[str]("_draft", default="{}")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -139,7 +142,8 @@ class ReportVersion(CaseMaterial, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
-    content: Mapped[str] = mapped_column(Sealed("report_versions.content"))
+    _content: Mapped[bytes] = mapped_column("content", Ciphertext())
+    content = Sealed[str]("_content")
     technology_id: Mapped[int] = mapped_column(ForeignKey("technologies.id"))
     # The version's own label, as it was submitted (rule 7); its compartment is its technology.
     classification: Mapped[str] = mapped_column(String(16), default="restricted", server_default="restricted")

@@ -295,7 +295,7 @@ def _base_url() -> str:
 def _lock_report(session: Session, report: Report) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Report.id).where(Report.id == report.id).with_for_update())
-    session.refresh(report, attribute_names=["status", "version_count", "reference", "draft", "awaiting_since",
+    session.refresh(report, attribute_names=["status", "version_count", "reference", "_draft", "awaiting_since",
                                              "paused_days", "assignee_id"])
 
 

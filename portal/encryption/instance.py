@@ -13,7 +13,7 @@ def _check_mode(path: Path) -> bool:
 
 
 def keyring_status(settings: Settings) -> str:
-    path = Path(settings.keyring_path)
+    path = Path(str(settings.keyring_path))
     if not path.exists():
         return "missing"
     if not _check_mode(path):
@@ -46,12 +46,12 @@ def ensure_instance(settings: Settings) -> list[str]:
     from crypto.kek import FileKeyring
     from crypto.signing import SigningKey
 
-    keyring = Path(settings.keyring_path)
+    keyring = Path(str(settings.keyring_path))
     if not keyring.exists():
         keyring.parent.mkdir(parents=True, exist_ok=True)
         FileKeyring.create(keyring)
         created.append(str(keyring))
-    audit_key = Path(settings.audit_key_path)
+    audit_key = Path(str(settings.audit_key_path))
     if not audit_key.exists():
         audit_key.parent.mkdir(parents=True, exist_ok=True)
         SigningKey.create(audit_key)
