@@ -313,3 +313,14 @@ def ja(msgid: str, **params) -> str:
     text = tr.ugettext(msgid)
     assert text != msgid, f"no Japanese translation for {msgid!r}"
     return str(escape(text % params if params else text))
+
+
+@pytest.fixture(autouse=True)
+def _field_cipher_restored():
+    """The field cipher is process-wide (portal.encryption.sealed): a test that builds an app of
+    its own (a private database, a restored backup) repoints it; the next test gets it back."""
+    from portal.encryption import sealed
+
+    before = sealed._cipher
+    yield
+    sealed._cipher = before
