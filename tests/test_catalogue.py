@@ -70,9 +70,14 @@ def test_an_entry_in_use_cannot_be_deleted_but_an_unused_one_can(app, client, fa
         t = _tech(app, code)
         client.post(f"/admin/technologies/{t.id}/delete", data={"csrf_token": csrf_of(page)})
         assert _tech(app, code) is not None
-    t = _tech(app, "T19")
+    # An entry of this test's own: the seeded catalogue is shared with every later test in the
+    # process (the access and fuzz worlds use T19 as "the unused entry").
+    with app.extensions["db_engine"].begin() as conn:
+        conn.execute(sa.text("INSERT INTO technologies (code, name_ja, name_en, effective_from, created_at) "
+                             "VALUES ('T90', '試験用', 'Test entry', '2026-01-01', CURRENT_TIMESTAMP)"))
+    t = _tech(app, "T90")
     client.post(f"/admin/technologies/{t.id}/delete", data={"csrf_token": csrf_of(page)})
-    assert _tech(app, "T19") is None
+    assert _tech(app, "T90") is None
     outcomes = [(e.action, e.outcome) for e in audit_events(app) if e.action == "catalogue.delete"]
     assert outcomes == [("catalogue.delete", "failure"), ("catalogue.delete", "failure"), ("catalogue.delete", "success")]
 
