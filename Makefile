@@ -6,7 +6,7 @@ PORT   ?= 5000
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export PORTAL_DEMO ?= 1
 
-.PHONY: run lint test test-sqlite test-postgres fuzz setup translations translations-update clean
+.PHONY: run lint test test-sqlite test-postgres fuzz setup screenshots translations translations-update clean
 
 $(BIN)/portal: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +40,31 @@ test: setup lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: setup
-	PORTAL_TEST_DATABASE=sqlite $(BIN)/pytest -n 2 -q
+# The browser tests inject axe-core (package-lock.json pins it) into every page they are shown;
+# each run's records go to test-artifacts/axe/<database>/ and their sum is printed after it.
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
 
-test-postgres: setup
-	PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q
+test-sqlite: setup $(AXE)
+	@rm -rf test-artifacts/axe/sqlite test-artifacts/journeys/sqlite
+	@status=0; PORTAL_TEST_DATABASE=sqlite $(BIN)/pytest -n 2 -q || status=$$?; \
+	$(BIN)/python -m tests.browser.axe_report sqlite; exit $$status
+
+test-postgres: setup $(AXE)
+	@rm -rf test-artifacts/axe/postgresql test-artifacts/journeys/postgresql
+	@status=0; PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q || status=$$?; \
+	$(BIN)/python -m tests.browser.axe_report postgresql; exit $$status
+
+# PNGs of each role's main pages at 1280 and 375 px, for a person to review, in
+# test-artifacts/screenshots/ (Japanese text needs a CJK font: installed here if missing).
+screenshots: setup $(AXE)
+	@rm -rf test-artifacts/screenshots
+	@fc-list :lang=ja 2>/dev/null | grep -q . || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; }
+	PORTAL_TEST_DATABASE=sqlite PORTAL_SCREENSHOTS=test-artifacts/screenshots $(BIN)/pytest -q \
+	  tests/browser/test_screenshots.py
 
 # The long profile of the generative tests (tests/test_fuzz_routes.py; `make test` runs a short
 # one, 2 examples per route): FUZZ_EXAMPLES examples per route, each sent as all 12 callers, on
@@ -57,7 +77,7 @@ fuzz: setup
 	exit $$status
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache
 
 # After adding or changing user-facing strings: refresh the catalogues, then translate
 # every new entry in portal/translations/ja (a test fails while one is missing).

@@ -111,6 +111,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     # The features hand the lower packages what those show but may not import (pyproject.toml).
     reports_hooks.init_app(app)
     dialogue_hooks.init_app(app)
+    from portal import worklists
+
+    worklists.init_app(app)  # the home page's work lists and the queue's 決裁待ち mark
 
     from portal import observability
 

@@ -310,9 +310,12 @@ def audit_export(fmt, out, date_from, date_to) -> None:
 
     from portal import db
     from portal.audit import checkpoints
-    from portal.audit.export import Filter, stream, write_private
+    from portal.audit.export import Filter, range_problems, stream, write_private
     from portal.audit.trail import record
 
+    for name, problem in range_problems(date_from, date_to).items():
+        raise click.BadParameter("the range ends before it starts" if problem == "reversed"
+                                 else "not a date: use YYYY-MM-DD", param_hint=f"--{name}")
     key = checkpoints.signing_key(str(current_app.config["SETTINGS"].audit_key_path))
     f = Filter(date_from=date_from, date_to=date_to)
     record(db.session(), "audit.export", details={"format": fmt, "via": "cli", **f.active()})

@@ -60,6 +60,7 @@ class Settings:
     key_lease_hours: int = 24
     review_target_days: int = 20  # business days from submission; an operational target
     reminder_days: int = 2  # business days before a response is due
+    rfi_default_days: int = 10  # a request for information is due this many business days ahead unless changed
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_user: str | None = None
@@ -123,6 +124,9 @@ class Settings:
         if self.metrics_token is not None and len(self.metrics_token) < 32:
             raise ConfigError("PORTAL_METRICS_TOKEN must be at least 32 characters (e.g. "
                               "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        if not 1 <= self.rfi_default_days <= 200:
+            # A request's due date must fall within a year (reports.services.transition).
+            raise ConfigError("PORTAL_RFI_DEFAULT_DAYS must be from 1 to 200 business days")
         if self.secret_key is None:
             secret_file = self.instance_path / "secret_key"
             if secret_file.exists():

@@ -360,7 +360,11 @@ class World:
         return iid
 
     def approve(self, who: str, iid: int) -> None:
-        resp = self.post(who, f"/informs/{iid}/approve", {"comment": "承認"})
+        from tests.inform_helpers import approve_form
+
+        form = approve_form(self.clients[who], iid, {"comment": "承認"})  # from the confirmation page
+        assert form is not None, "no confirmation page"
+        resp = self.clients[who].post(f"/informs/{iid}/approve", data=form)
         assert resp.status_code == 302
         assert self.scalar("SELECT status FROM informs WHERE id = :i", i=iid) == "issued"
 

@@ -56,6 +56,7 @@ ACTIONS: dict[str, tuple[frozenset[str], str]] = {
     "report.edit": (COMPANY, "content"),
     "report.submit": (COMPANY, "content"),
     "report.withdraw": (COMPANY, "content"),
+    "report.delete": (COMPANY, "content"),
     "report.review": (WORKERS, "content"),
     "report.assign": (frozenset({"approver"}), "content"),
     "attachment.upload": (COMPANY, "content"),  # on the report's working copy: the company's files
@@ -279,6 +280,10 @@ ROUTES: list[Route] = [
     R("reports.check", "POST", "report.submit", REPORTS, rid, attack=lambda w, who, o: {"attest": "y"}, probe=ANY),
     R("reports.withdraw", "POST", "report.withdraw", REPORTS, rid, attack=lambda w, who, o: {"comment": "ATTACK"},
       probe=ANY),
+    R("reports.delete", "GET", "report.delete", REPORTS, rid),  # the confirmation page
+    # Allowed without the confirmation field: the page again, nothing deleted (tests/test_filing_steps.py deletes).
+    R("reports.delete", "POST", "report.delete", REPORTS, rid, attack=lambda w, who, o: {"confirm": "delete"},
+      probe=ANY),
     # ---------------------------------------------------------------- attachments
     R("attachments.index", "GET", "report.view", REPORTS, rid),
     R("attachments.upload", "POST", "attachment.upload", REPORTS, rid, attack=_upload,
@@ -298,6 +303,8 @@ ROUTES: list[Route] = [
     R("informs.send", "POST", "inform.draft", INFORMS, iid, probe=lambda w, who, o: TOO_LONG),
     R("informs.approve", "POST", "inform.approve", INFORMS, iid, attack=lambda w, who, o: {"comment": "ATTACK"},
       probe=lambda w, who, o: TOO_LONG),
+    R("informs.confirm", "GET", "inform.approve", INFORMS, iid),
+    R("informs.preview", "GET", "inform.approve", INFORMS, iid),
     R("informs.reject", "POST", "inform.approve", INFORMS, iid, attack=lambda w, who, o: {"comment": "ATTACK"},
       probe=lambda w, who, o: TOO_LONG),
     R("informs.revoke", "POST", "inform.revoke", INFORMS, iid, attack=lambda w, who, o: {"reason": "ATTACK"}, probe=ANY),

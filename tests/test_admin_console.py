@@ -199,8 +199,8 @@ def orgs(app):
     return {o.corporate_number: o for o in rows(app, Organisation)}
 
 
-CHECK_DIGIT = ("＊This is not a valid corporate number (法人番号): its first digit, the check digit", "bad_corporate_number")
-LENGTH = ("＊A corporate number (法人番号) has 13 digits", "corporate_number_length")
+CHECK_DIGIT = ("＊This is not a valid corporate number: its first digit, the check digit", "bad_corporate_number")
+LENGTH = ("＊A corporate number has 13 digits", "corporate_number_length")
 DIGITS = ("＊Enter digits only", "corporate_number_not_digits")
 
 

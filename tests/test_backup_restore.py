@@ -71,7 +71,9 @@ def world(request, app, factory, tmp_path):
     with app.app_context():
         inform_id = db.session().execute(sa.select(Inform.id).where(Inform.report_id == rid)).scalar_one()
     _post(rc, rid, f"/informs/{inform_id}/send")
-    assert _post(ac, rid, f"/informs/{inform_id}/approve", {"comment": "承認"}).status_code == 302
+    from tests.inform_helpers import approve
+
+    assert approve(ac, inform_id, {"comment": "承認"}).status_code == 302
     notice = fc.get(f"/informs/{inform_id}/notice.pdf").data
     assert notice[:5] == b"%PDF-"
     # A second report, still a draft, that takes the uploads.

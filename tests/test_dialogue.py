@@ -118,10 +118,11 @@ def test_internal_notes_are_never_shown_to_the_company(app, case):
 
 @pytest.mark.parametrize("who, channel, kwargs, status, reason", [
     ("fc", "internal", {}, 404, "internal"),
-    ("rc", "external", {"classification": "csi"}, 302, "write_down"),
-    ("rc", "external", {"reply_to": 999999}, 302, "bad_reply"),
-    ("fc", "external", {"due": today_jst() + timedelta(days=3)}, 302, "due_not_allowed"),
-    ("rc", "external", {"classification": "top_secret"}, 302, "unknown_level"),
+    # Refused for what the form holds: the case page again, the text kept (issue 15), 400.
+    ("rc", "external", {"classification": "csi"}, 400, "write_down"),
+    ("rc", "external", {"reply_to": 999999}, 400, "bad_reply"),
+    ("fc", "external", {"due": today_jst() + timedelta(days=3)}, 400, "due_not_allowed"),
+    ("rc", "external", {"classification": "top_secret"}, 400, "unknown_level"),
 ])
 def test_refused_messages_change_nothing(app, case, who, channel, kwargs, status, reason):
     rid = case["rid"]

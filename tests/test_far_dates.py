@@ -56,7 +56,7 @@ def test_a_response_due_date_is_within_a_year(app, factory):
     submit(fc, rid)
     rc = app.test_client()
     sign_in(rc, factory.user("reviewer", compartments=("T01",)))
-    assert send(rc, rid, "external", "照会", due=today_jst() + timedelta(days=400)).status_code == 302
+    assert send(rc, rid, "external", "照会", due=today_jst() + timedelta(days=400)).status_code == 400  # shown again, the error beside the date
     with app.extensions["db_engine"].connect() as c:
         assert c.execute(sa.text("SELECT status FROM reports WHERE id = :r"), {"r": rid}).scalar() == "submitted"
 

@@ -140,6 +140,7 @@ FIELDS: dict[str, list[str]] = {
     "reports.edit": _STEP_FIELDS,
     "reports.check": ["attest"],
     "reports.withdraw": ["comment"],
+    "reports.delete": ["confirm"],
     "attachments.upload": ["classification"],
     "attachments.delete": [],
     "dialogue.post": ["body", "classification", "reply_to", "due_date", "request"],

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from portal.core.timeutil import today_jst
 from tests.conftest import audit_events, csrf_of, sign_in
+from tests.inform_helpers import approve
 from tests.reports_helpers import fill_all, new_report, submit
 
 pytest.importorskip("portal.informs.notice")
@@ -35,6 +36,8 @@ def case(app, factory, tmp_path):
 
 def post(client, rid, url, data=None):
     token = csrf_of(client.get(f"/reports/{rid}").get_data(as_text=True))
+    if url.endswith("/approve"):  # from the confirmation page, as a person approves
+        return approve(client, int(url.split("/")[2]), data, fallback_token=token)
     return client.post(url, data={**(data or {}), "csrf_token": token})
 
 
@@ -193,7 +196,8 @@ def test_two_approvers_at_once_issue_exactly_once(app, case, factory):
             try:
                 user = s.get(User, user_id)
                 inform = s.get(Inform, i.id)
-                done = services.approve(s, inform, comment=None, subject=subject_for(s, user, today_jst()), actor=user,
+                done = services.approve(s, inform, comment=None, confirmed=services.confirmation(inform),
+                                        subject=subject_for(s, user, today_jst()), actor=user,
                                         today=today_jst(), ip=None, store=attachments.store_for(settings, lambda: s),
                                         keyring=keyring_for(settings.keyring_path), base_url="http://x")
                 s.commit()

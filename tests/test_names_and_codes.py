@@ -279,7 +279,9 @@ def test_the_notice_pdf_keeps_its_sandbox_csp(app, factory, tmp_path):
             "internal_rationale": "内部", "rationale_classification": "restricted"})
         [(iid,)] = q(app, "SELECT id FROM informs WHERE report_id = :r", r=rid)
         post("reviewer", f"/informs/{iid}/send")
-        post("approver", f"/informs/{iid}/approve", {"comment": "承認"})
+        from tests.inform_helpers import approve
+
+        assert approve(c["approver"], iid, {"comment": "承認"}).status_code == 302
         for lang in ("ja", "en"):
             got = c["filer"].get(f"/informs/{iid}/notice.pdf?lang={lang}")
             assert got.status_code == 200 and got.data[:5] == b"%PDF-"

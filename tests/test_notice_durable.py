@@ -95,7 +95,8 @@ def test_a_failure_after_sealing_leaves_no_notice_behind(app, case, store, tmp_p
         s = db.session()
         user = s.get(User, case["u_approver"].id)
         inform = s.get(Inform, i.id)
-        done = services.approve(s, inform, comment=None, subject=subject_for(s, user, today_jst()), actor=user,
+        done = services.approve(s, inform, comment=None, confirmed=services.confirmation(inform),
+                                subject=subject_for(s, user, today_jst()), actor=user,
                                 today=today_jst(), ip=None, keyring=current_keyring(), base_url="http://x",
                                 store=attachments.store_for(app.config["SETTINGS"], db.session))
         # What the view does when anything fails before the request commits.

@@ -108,7 +108,8 @@ def test_far_dates_are_counted_at_once_and_never_leave_the_calendar():
 
 
 def test_the_clocks_handle_far_transfer_dates():
-    from portal.reports.clock import clocks, file_by, next_deadline
+    from portal.reports.clock import clocks, file_by
+    from portal.reports.deadlines import next_deadline as deadline
 
     class R:
         status, submitted_at, closed_at, paused_days, awaiting_since, response_due = (
@@ -120,9 +121,11 @@ def test_the_clocks_handle_far_transfer_dates():
     R.planned_transfer_date = date(1, 1, 2)
     assert clocks(R, today, 20).transfer_passed and clocks(R, today, 20).days_to_transfer < -400_000
     R.status = "draft"
-    assert next_deadline(R, today) == ("file_by", date.min) == ("file_by", file_by(date(1, 1, 2)))
+    d = deadline(R, today, officer=False, target_days=20)
+    assert (d.kind, d.on) == ("file_by", date.min) == ("file_by", file_by(date(1, 1, 2))) and d.overdue
     R.planned_transfer_date = date(9999, 12, 31)
-    assert next_deadline(R, today) == ("file_by", date(9999, 12, 1))  # 30 days before; a Wednesday
+    d = deadline(R, today, officer=False, target_days=20)
+    assert (d.kind, d.on, d.overdue) == ("file_by", date(9999, 12, 1), False)  # 30 days before; a Wednesday
 
 
 # ---------------------------------------------------------------- the state table

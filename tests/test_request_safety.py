@@ -55,7 +55,7 @@ def test_unknown_language_gets_a_message_and_changes_nothing(client):
                        follow_redirects=True)
     body = resp.get_data(as_text=True)
     assert '<html lang="ja">' in body
-    assert ja("That language is not available. Choose 日本語 or English.") in body
+    assert ja("That language is not available. Choose Japanese or English.") in body
 
 
 @pytest.mark.parametrize("lang, marker", [("ja", 'lang="ja"'), ("en", 'lang="en"')])

@@ -10,7 +10,8 @@ from portal.access.policy import RULES, Action
 # and /metrics (it decides itself: loopback or a bearer token, else 404; tests/test_observability.py).
 # A new public route is a deliberate decision: add it here with the reason.
 EXPECTED_PUBLIC = {"core.home", "core.language", "core.healthz", "core.livez", "auth.login",
-                   "auth.second_factor", "auth.enrol", "auth.logout", "orgs.accept", "observability.metrics"}
+                   "auth.second_factor", "auth.enrol", "auth.logout", "orgs.accept", "observability.metrics",
+                   "core.favicon"}  # the browser's icon, as public as the stylesheet
 
 
 def _access(app, endpoint):

@@ -25,7 +25,7 @@ class GrantForm(BaseForm):
                            description=_l("Leave empty for the statutory default of 10 years. For example 2036-11-21."))
     reason = TextAreaField(_l("Reason"), filters=[strip],
                            validators=[Required(_l("Enter the reason for this grant.")), Length(max=1000)],
-                           description=_l("Recorded in the history and the audit trail, for example 適性評価の結果に基づく付与."))
+                           description=_l("Recorded in the history and the audit trail, for example: Granted on the result of the suitability assessment."))
 
 
 class RevokeForm(BaseForm):

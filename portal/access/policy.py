@@ -25,6 +25,7 @@ class Action(StrEnum):
     REPORT_EDIT = "report.edit"
     REPORT_SUBMIT = "report.submit"
     REPORT_WITHDRAW = "report.withdraw"
+    REPORT_DELETE = "report.delete"  # a draft never submitted: the company's own working copy
     REPORT_REVIEW = "report.review"  # take, request information, return, close
     REPORT_ASSIGN = "report.assign"  # assign a case to someone else
     ATTACHMENT_UPLOAD = "attachment.upload"
@@ -82,6 +83,7 @@ RULES: dict[Action, tuple[frozenset[Role], Kind]] = {
     Action.REPORT_EDIT: (frozenset(_COMPANY), Kind.CONTENT),
     Action.REPORT_SUBMIT: (frozenset(_COMPANY), Kind.CONTENT),
     Action.REPORT_WITHDRAW: (frozenset(_COMPANY), Kind.CONTENT),
+    Action.REPORT_DELETE: (frozenset(_COMPANY), Kind.CONTENT),
     Action.REPORT_REVIEW: (frozenset(_CASE_WORKERS), Kind.CONTENT),
     Action.REPORT_ASSIGN: (frozenset({R.APPROVER}), Kind.CONTENT),
     # Files on the report itself are the company's; METI's files travel with messages and notes.

@@ -72,13 +72,28 @@ def grant(session: Session, *, target: User, level: str, compartments: list[str]
                   granted_by_id=actor.id if actor else None, granted_at=now, compartments=techs)
     session.add(c)
     session.flush()
-    revoke_user(session, target.id)
+    narrowed = previous is not None and narrows(previous, lvl, set(codes), expires_on)
+    if narrowed:
+        # Access that shrinks ends the sessions that knew it, as a revocation does. A grant that
+        # only widens takes effect on the next request anyway (the subject is read per request):
+        # signing the person out everywhere would only cost them their work.
+        revoke_user(session, target.id)
     record(session, "clearance.renew" if previous else "clearance.grant", actor=actor, source_ip=ip,
            target_type="user", target_id=target.id, org_id=target.organisation_id,
            details={"level": lvl.value, "compartments": codes, "expires_on": expires_on.isoformat(),
                     "previous_level": previous.level if previous else None,
-                    "previous_compartments": [t.code for t in previous.compartments] if previous else []})
+                    "previous_compartments": [t.code for t in previous.compartments] if previous else [],
+                    "sessions_revoked": narrowed})
     return c
+
+
+def narrows(previous: Clearance, level: Level, compartments: set[str], expires_on: date) -> bool:
+    """Whether a new grant takes away anything ``previous`` allowed: a lower level, a
+    compartment dropped, or an earlier expiry."""
+    old_level = Level.parse(previous.level)
+    return (old_level is None or level < old_level
+            or bool({t.code for t in previous.compartments} - compartments)
+            or expires_on < previous.expires_on)
 
 
 def revoke(session: Session, *, target: User, reason: str, actor: User, ip: str | None = None) -> Clearance:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_babel import gettext as _
+from flask_babel import get_locale, gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -30,7 +30,8 @@ def _technologies():
 
 def _grant_form(formdata=None) -> GrantForm:
     form = GrantForm(formdata) if formdata is not None else GrantForm()
-    form.compartments.choices = [(t.code, f"{t.code} {t.name_ja} / {t.name_en}") for t in _technologies()]
+    locale = str(get_locale())
+    form.compartments.choices = [(t.code, f"{t.code} {t.name(locale)}") for t in _technologies()]
     return form
 
 

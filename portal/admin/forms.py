@@ -16,7 +16,7 @@ class AdminInviteForm(BaseForm):
     organisation_id = SelectField(_l("Organisation"), coerce=int, validators=[Required(_l("Choose an organisation."))],
                                   description=_l("The organisation the person belongs to."))
     name = StringField(_l("Name"), filters=[strip], validators=[Required(_l("Enter the person's name.")), Length(max=200)],
-                       description=_l("As it should appear in the portal, for example 山田 太郎."))
+                       description=_l("As it should appear in the portal, for example Taro Yamada."))
     email = StringField(_l("E-mail address"), filters=[normalise_email_input],
                         validators=[Required(_l("Enter the person's e-mail address.")), Email(), Length(max=254)],
                         description=_l("The invitation link is sent here, for example taro.yamada@meti.go.jp"))
@@ -34,8 +34,8 @@ class RoleForm(BaseForm):
 class OrganisationForm(BaseForm):
     name = StringField(_l("Organisation name"), filters=[strip],
                        validators=[Required(_l("Enter the organisation's name.")), Length(max=200)],
-                       description=_l("The registered name, for example 株式会社サンプル電子."))
-    corporate_number = StringField(_l("Corporate number (法人番号)"), filters=[normalise_code],
+                       description=_l("The registered name, for example Sample Denshi K.K."))
+    corporate_number = StringField(_l("Corporate number"), filters=[normalise_code],
                                    validators=[Required(_l("Enter the 13-digit corporate number.")), Length(max=40)],
                                    description=_l("13 digits, for example 1180301018771. Full-width digits and hyphens are accepted."))
     address = TextAreaField(_l("Address"), filters=[strip], validators=[Length(max=400)],

@@ -13,6 +13,7 @@ from portal import db
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.access.policy import Action
 from portal.attachments import services, web
+from portal.attachments.closed import upload_closed_reason
 from portal.attachments.models import Attachment
 from portal.auth.forms import EmptyForm
 from portal.core.guard import (after_this_request_commits, audit, audited_stream, by_id, check, current_subject, failed,
@@ -54,14 +55,21 @@ def index(obj: Report):
 def _render(report: Report, error: str | None = None, status: int = 200):
     """The files the reader may download (each on its own labels), which of them they may
     remove, and whether they may add one: decided here, shown by the template."""
+    from portal.reports import flow
+
     s = db.session()
     files = services.list_for_report(s, report, subject=current_subject(), today=today_jst())
+    closed = upload_closed_reason(report.status, check(Action.ATTACHMENT_UPLOAD, report.working_copy_labels()))
+    editable = report.status in services.EDITABLE
+    # While the report is being written this page is a step of the filing (after the content,
+    # before the check page); afterwards it is the case's file list.
+    in_filing = editable and check(Action.REPORT_EDIT, report).allowed
     return render_template("attachments/index.html", report=report, attachments=files,
                            removable={a.id for a in files if check(Action.ATTACHMENT_DELETE, a).allowed},
-                           may_upload=check(Action.ATTACHMENT_UPLOAD, report.working_copy_labels()).allowed,
+                           may_upload=closed is None, closed_reason=closed,
                            levels=[(l.value, LEVEL_LABELS[l]) for l in Level if l != Level.CSI],
                            error=error, empty=EmptyForm(), limit=settings().max_upload_bytes,
-                           editable=report.status in services.EDITABLE), status
+                           editable=editable, stops=flow.stops(report.id) if in_filing else None), status
 
 
 @bp.route("/reports/<int:report_id>/attachments", methods=["POST"])

@@ -1,6 +1,8 @@
 """Exports of the audit trail in CSV or JSON Lines, streamed in constant memory, each ending
 with a signed manifest (filter, count, first and last sequence number and hash, the SHA-256
-of everything before it, time, exporter, and the checkpoint made for the export).
+of everything before it, time, exporter, and the checkpoint made for the export). Times are
+UTC with their "Z" (what the hashes cover); the console shows the same instants in JST, and the
+manifest says which is which (``time_zone``, ``filter_days``).
 ``python -m crypto.audit_verify`` checks one offline with only the public key.
 
 CSV is bound for spreadsheets, so no cell may begin a formula (OWASP's CSV-injection rule): a
@@ -59,6 +61,22 @@ def parse_day(value: str | None):
 
 
 _date = parse_day
+
+
+def range_problems(date_from: str, date_to: str) -> dict[str, str]:
+    """What is wrong with a filter's days, by field ("from", "to"): "not_a_date", or
+    "reversed" when the range ends before it starts. The console and the CLI refuse both
+    rather than answer with an empty export that reads as "nothing happened"."""
+    problems = {}
+    for name, text in (("from", date_from), ("to", date_to)):
+        try:
+            datetime.strptime(text, "%Y-%m-%d") if text else None
+        except ValueError:
+            problems[name] = "not_a_date"
+    d_from, d_to = parse_day(date_from), parse_day(date_to)
+    if "to" not in problems and d_from and d_to and d_to < d_from:
+        problems["to"] = "reversed"
+    return problems
 
 
 def query(f: Filter):
@@ -150,6 +168,9 @@ def _stream(conn, f: Filter, fmt: str, *, key: SigningKey, exporter: str,
         "last_seq": last[0] if last else None, "last_hash": last[1] if last else None,
         "sha256": digest.hexdigest(), "exported_at": format_time(datetime.now(timezone.utc)),
         "exporter": exporter, "key_id": key.key_id, "checkpoint": checkpoint,
+        # Said outright, as the console shows the same instants in JST: every time in the export
+        # (occurred_at, exported_at) is UTC, ISO 8601 with its "Z"; the hashes cover that form.
+        "time_zone": "UTC", "filter_days": "JST",  # the from/to days are Japan's, as in the console
     }
     if fmt == "csv":
         manifest["neutralised"] = True

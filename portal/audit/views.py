@@ -6,13 +6,14 @@ from datetime import datetime, time, timedelta
 
 import json
 
-from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask import Blueprint, Response, abort, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal import db
 from portal.access.policy import Action
 from portal.audit.export import parse_day
+from portal.audit.forms import AuditFilterForm
 from portal.audit.models import AuditEvent
 from portal.core.guard import audit, by_id, guarded
 from portal.core.web import parse_id
@@ -23,11 +24,26 @@ bp = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE = 100
 
 
+@bp.app_template_filter("audit_utc")
+def _audit_utc(value) -> str:
+    """An event's time exactly as exports write it (UTC, ISO 8601, Z)."""
+    from datetime import timezone
+
+    from portal.audit.trail import format_time
+
+    return format_time(value if value.tzinfo else value.replace(tzinfo=timezone.utc)) if value else ""
+
+
 @bp.route("/")
 @guarded(Action.AUDIT_READ)
 def events():
     a = request.args
     f = {k: (a.get(k) or "").strip()[:100] for k in ("action", "actor", "outcome", "case_ref", "from", "to", "org")}
+    form = AuditFilterForm(request.args)
+    if not form.validate():
+        # Nothing is read, so nothing is audited: the auditor corrects the filter first.
+        return render_template("audit/events.html", rows=[], f=f, more=False, form=form, error_forms=[form],
+                               older_args={}, next_before=None, org_names={})
     stmt = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(PAGE + 1)
     if f["action"]:
         stmt = stmt.where(AuditEvent.action.startswith(f["action"]))
@@ -51,7 +67,8 @@ def events():
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     audit("audit.read", details={k: v for k, v in f.items() if v})
-    return render_template("audit/events.html", rows=rows, f=f, more=more,
+    return render_template("audit/events.html", rows=rows, f=f, more=more, form=form,
+                           org_names=_org_names({e.org_id for e in rows}),
                            older_args={k: v for k, v in f.items() if v},
                            next_before=rows[-1].seq if rows and more else None)
 
@@ -62,7 +79,18 @@ def event(seq: int):
     e = by_id(AuditEvent, seq, limit=2**63 - 1)
     if e is None:
         abort(404)
-    return render_template("audit/event.html", e=e)
+    return render_template("audit/event.html", e=e, org_names=_org_names({e.org_id}))
+
+
+def _org_names(ids: set[int | None]) -> dict[int, str]:
+    """Organisations by name (who did what is the trail's metadata, never case content)."""
+    from portal.orgs.models import Organisation
+
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = db.session().execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(wanted)))
+    return {i: name for i, name in rows}
 
 
 def _key():
@@ -83,6 +111,8 @@ def export():
     fmt = a.get("format", "csv")
     if fmt not in FORMATS:
         abort(404)
+    if not AuditFilterForm(a).validate():  # the console shows what is wrong with the filter
+        return redirect(url_for("audit.events", **{k: v for k, v in a.items() if k != "format"}))
     f = Filter(date_from=(a.get("from") or "")[:10], date_to=(a.get("to") or "")[:10],
                actor=(a.get("actor") or "")[:254], org=(a.get("org") or "")[:12],
                action=(a.get("action") or "")[:64], case_ref=(a.get("case_ref") or "")[:32],

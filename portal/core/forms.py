@@ -62,7 +62,13 @@ class Required:
 
 
 class BaseForm(FlaskForm):
-    pass
+    class Meta:
+        def render_field(self, field, render_kw):
+            # The CSRF token is rendered in every form, several on one page (the case page):
+            # an id on each would repeat, and nothing refers to it.
+            if field.type == "CSRFTokenField" and "id" not in render_kw:
+                render_kw = {**render_kw, "id": False}
+            return super().render_field(field, render_kw)
 
 
 class DateWindow:

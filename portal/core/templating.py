@@ -1,37 +1,101 @@
 from __future__ import annotations
 
-from datetime import date, datetime
-from functools import lru_cache
+from datetime import date, datetime, timezone
 
-from babel.dates import format_date as babel_format_date, format_datetime as babel_format_datetime
+from babel.numbers import format_decimal
 from flask_babel import get_locale
+from markupsafe import Markup
 
 from portal.access.levels import Level, Role
 from portal.access.policy import Action
+from portal.core import labels
 from portal.core.guard import can
 from portal.core.timeutil import JST
 
 
-@lru_cache(maxsize=4096)
-def _long_date(d: date, locale: str) -> str:
-    # Lists repeat the same few hundred dates: Babel formats each once per process.
-    return babel_format_date(d, "long", locale=locale)
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+# The eras a date in the portal can fall in (nothing it holds predates Heisei).
+_ERAS = ((date(2019, 5, 1), "令和"), (date(1989, 1, 8), "平成"))
+
+
+def _locale(locale: str | None) -> str:
+    return locale or str(get_locale())
+
+
+def _day(d: date, locale: str) -> str:
+    # Written out rather than through Babel: lists draw hundreds of dates, and the two forms
+    # are fixed by DESIGN §10 (2026年12月1日 / 1 December 2026).
+    if locale == "ja":
+        return f"{d.year}年{d.month}月{d.day}日"
+    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
 
 
 def jdate(value: date | datetime | None, locale: str | None = None) -> str:
+    """A date as people write it; a moment (datetime) as its JST date and time."""
     if value is None:
         return ""
-    locale = locale or str(get_locale())
     if isinstance(value, datetime):
-        if locale != "ja":
-            return babel_format_datetime(value, "long", tzinfo=JST, locale=locale)
-        local = value.astimezone(JST)
-        return f"{_long_date(local.date(), 'ja')} {local.hour}:{local.minute:02d}"  # yyyy年M月d日 H:mm
-    return _long_date(value, locale)
+        return jdatetime(value, locale)
+    return _day(value, _locale(locale))
+
+
+def jdatetime(value: datetime | None, locale: str | None = None, seconds: bool = False) -> str:
+    """2026年12月1日 7:31 / 1 Dec 2026, 07:31 JST: always Japan time, whatever the server's zone.
+    ``seconds`` for the audit console, where two events a second apart must be told apart."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # stored naive means UTC (portal.db.utcnow)
+        value = value.replace(tzinfo=timezone.utc)
+    t = value.astimezone(JST)
+    sec = f":{t.second:02d}" if seconds else ""
+    if _locale(locale) == "ja":
+        return f"{t.year}年{t.month}月{t.day}日 {t.hour}:{t.minute:02d}{sec}"
+    return f"{t.day} {_MONTHS[t.month - 1][:3]} {t.year}, {t.hour:02d}:{t.minute:02d}{sec} JST"
+
+
+def official_date(value: date | datetime | None, locale: str | None = None) -> str:
+    """For what the portal issues as an official document (a receipt, a notice): in Japanese
+    the era year first, 令和8年12月1日（2026年12月1日）; in English the plain date."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(JST).date()
+    if _locale(locale) != "ja":
+        return _day(value, "en")
+    for start, era in _ERAS:
+        if value >= start:
+            year = value.year - start.year + 1
+            return f"{era}{'元' if year == 1 else year}年{value.month}月{value.day}日（{_day(value, 'ja')}）"
+    return _day(value, "ja")
+
+
+def paren(value) -> Markup:
+    """A parenthetical after a name: full-width brackets in Japanese, "name (x)" in English."""
+    if value is None or value == "":
+        return Markup("")
+    if str(get_locale()) == "ja":
+        return Markup("（%s）") % value
+    return Markup(" (%s)") % value
 
 
 def yen(amount) -> str:
     return f"{int(amount):,}円" if str(get_locale()) == "ja" else f"¥{int(amount):,}"
+
+
+def filesize(n: int | None, locale: str | None = None) -> str:
+    """A size as people read it: 340 KB, 1.2 MB (1 KB = 1024 bytes, as the upload limit is
+    stated); bytes only below 1 KB."""
+    if n is None:
+        return ""
+    locale = locale or str(get_locale())
+    n = int(n)
+    if n < 1024:
+        return f"{format_decimal(n, locale=locale)} B"
+    for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2)):
+        if n >= size:
+            return f"{format_decimal(round(n / size, 1), format='#,##0.#', locale=locale)} {unit}"
+    return f"{format_decimal(round(n / 1024), locale=locale)} KB"
 
 
 def _parse_date(v):
@@ -46,9 +110,24 @@ def _parse_date(v):
 def _inform_status_label(status: str) -> str:
     from flask_babel import gettext as _
 
-    labels = {"draft": _("Draft"), "pending_approval": _("Awaiting approval"), "rejected": _("Rejected"),
-              "issued": _("Issued"), "revoked": _("Revoked")}
-    return labels.get(status, status)
+    names = {"draft": _("Draft"), "pending_approval": _("Awaiting approval"), "rejected": _("Rejected"),
+             "issued": _("Issued"), "revoked": _("Revoked")}
+    return names.get(status, status)
+
+
+def sep() -> Markup:
+    """The separator between items of a line of metadata: 「・」 in Japanese, a middle dot in English."""
+    return Markup(" ・ ") if str(get_locale()) == "ja" else Markup(" · ")
+
+
+def _role_label(code):
+    role = Role.parse(code)
+    return role.label if role is not None else code
+
+
+def _level_label(code):
+    level = Level.parse(code)
+    return level.label if level is not None else code
 
 
 def init_app(app) -> None:
@@ -57,11 +136,22 @@ def init_app(app) -> None:
     ``hooks.init_app``: this package sits below the features and imports none of them."""
     app.jinja_env.filters["jdate"] = jdate
     app.jinja_env.filters["yen"] = yen
-    app.jinja_env.filters["role_label"] = lambda r: (Role.parse(r).label if Role.parse(r) else r)
+    app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.filters["role_label"] = _role_label
     app.jinja_env.filters["isodate"] = lambda v: jdate(_parse_date(v)) if v else ""
-    app.jinja_env.filters["level_label"] = lambda l: (Level.parse(l).label if Level.parse(l) else l)
+    app.jinja_env.filters["jdatetime"] = jdatetime
+    app.jinja_env.filters["official_date"] = official_date
+    app.jinja_env.filters["paren"] = paren
+    app.jinja_env.filters["case_step"] = labels.case_step
+    app.jinja_env.filters["inform_step"] = labels.inform_step
+    app.jinja_env.filters["outcome_label"] = labels.outcome
+    app.jinja_env.filters["action_label"] = labels.action
+    app.jinja_env.filters["reason_label"] = labels.reason
+    app.jinja_env.filters["checkpoint_reason"] = labels.checkpoint_reason
+    app.jinja_env.filters["history_comment"] = lambda c, transition: labels.history_comment(transition, c, jdate)
+    app.jinja_env.filters["level_label"] = _level_label
 
     @app.context_processor
     def _globals():
         return {"can": can, "inform_status_label": _inform_status_label, "Action": Action,
-                "settings": app.config["SETTINGS"], "current_locale": str(get_locale())}
+                "settings": app.config["SETTINGS"], "current_locale": str(get_locale()), "sep": sep()}

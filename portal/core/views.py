@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request, send_from_directory,
+                   session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import text
 
 from portal import db
 from portal.auth.forms import EmptyForm
-from portal.core.guard import public
+from portal.core import worklists
+from portal.core.guard import current_subject, public
+from portal.core.timeutil import today_jst
 from portal.core.i18n import LANGUAGES
 from portal.core.web import safe_next, settings
 
@@ -19,7 +22,8 @@ bp = Blueprint("core", __name__)
 def home():
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
-    return render_template("home.html")
+    lists = worklists.for_user(db.session(), current_user._get_current_object(), current_subject(), today_jst())
+    return render_template("home.html", work_lists=lists)
 
 
 @bp.route("/language", methods=["POST"])
@@ -31,12 +35,20 @@ def language():
     if not form.validate_on_submit():
         return redirect(back)
     if lang not in LANGUAGES:
-        flash(_("That language is not available. Choose 日本語 or English."), "error")
+        flash(_("That language is not available. Choose Japanese or English."), "error")
         return redirect(back)
     session["lang"] = lang
     if current_user.is_authenticated:
         current_user.locale = lang
     return redirect(back)
+
+
+@bp.route("/favicon.ico")
+@public
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page says: a small icon rather than a 404
+    in every log. Public, like the stylesheet."""
+    return send_from_directory(current_app.static_folder, "favicon.ico", mimetype="image/x-icon", max_age=86400)
 
 
 @bp.route("/livez")

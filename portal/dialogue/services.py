@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, lazyload
 from portal.access.levels import Level
 from portal.access.policy import Action, Labels, Subject, compartment_text, decide
 from portal.audit.trail import record
+from portal.calendar import add_business_days, is_business_day, window
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.notifications import notify
@@ -67,11 +68,55 @@ def channel_of(session: Session, report: Report | None, name: str) -> Channel | 
     return Channel(report, name)
 
 
+def writable_levels(report: Report, channel: str, *, subject: Subject, today: date) -> tuple[list[str], dict[str, list[str]]]:
+    """The classifications this person may post at in the channel (the form offers only these),
+    and the others by the policy's reason for refusing them."""
+    ok: list[str] = []
+    withheld: dict[str, list[str]] = {}
+    for lvl in Level:
+        d = decide(subject, post_action(channel), channel_labels(report, channel, lvl.value, today), today=today)
+        if d.allowed:
+            ok.append(lvl.value)
+        else:
+            withheld.setdefault(d.reason, []).append(lvl.value)
+    return ok, withheld
+
+
+# Refusals that concern only the level chosen in the form (the route already decided that the
+# person may post in the channel): said beside the field, the message kept.
+LEVEL_REASONS = frozenset({"write_down", "clearance_level", "facility_clearance"})
+
+
+def request_due(due: date | None, today: date) -> tuple[date, date | None]:
+    """A request's due date on the government calendar: one that falls on a closed day (a
+    weekend, a holiday, the year-end closure) moves to the next open day, as 行政機関の休日に
+    関する法律 第2条 moves any deadline that ends on a day the government is closed. Returns the
+    due date and, when it moved, the day that was asked for."""
+    if due is None:
+        raise ServiceError(_("Enter the date by which the company must answer the request."), field="due_date",
+                           reason="due_missing")
+    if not today < due <= window(today, 0, 1)[1]:
+        raise ServiceError(_("Enter a response due date after today and within a year."), field="due_date",
+                           reason="bad_due_date")
+    if is_business_day(due):
+        return due, None
+    return add_business_days(due, 0), due
+
+
+def default_due(today: date, days: int) -> date:
+    """The due date a request form offers: ``days`` business days after today."""
+    return add_business_days(today, max(days, 1))
+
+
 def post(session: Session, report: Report, *, channel: str, body: str, classification: str,
          reply_to: int | None, due: date | None, subject: Subject, actor, today: date, ip: str | None,
-         base_url: str) -> Message:
+         base_url: str, request: bool | None = None) -> Message:
     """Checks, in order: the channel exists, the case is open, the policy (role, clearance,
-    organisation, no write-down), the reply target, the body. Nothing is written on refusal."""
+    organisation, no write-down), the reply target, the body, a request's due date. Nothing is
+    written on refusal. ``request``: sent as a request for information (default: a due date is
+    given); a request always has a due date, on an open day (``request_due``)."""
+    if request is None:
+        request = due is not None
     if channel not in CHANNELS:
         raise ServiceError(_("This channel does not exist."), reason="unknown_channel")
     lvl = Level.parse(classification or "")
@@ -82,6 +127,12 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
         if d.reason == "write_down":
             raise ServiceError(_("A message classified %(level)s cannot be sent to the company: the company may not read it. Lower the classification or write an internal note.",
                                  level=lvl.label), field="classification", reason="write_down")
+        if d.reason == "clearance_level":
+            raise ServiceError(_("Your clearance does not cover this classification. Choose a lower one, or ask your security officer."),
+                               field="classification", reason=d.reason)
+        if d.reason == "facility_clearance":
+            raise ServiceError(_("Your organisation has no valid facility clearance, so it cannot write at this classification. Choose a lower one."),
+                               field="classification", reason=d.reason)
         raise Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
     if report.status not in OPEN_FOR_DIALOGUE:
         raise ServiceError(_("This case is closed: no more messages can be added."), reason="case_closed")
@@ -98,13 +149,19 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
             raise ServiceError(_("The message you are replying to does not exist in this thread."),
                                field="body", reason="bad_reply")
     is_company = actor.role_enum.is_company
-    if due is not None and (is_company or channel != EXTERNAL):
+    if (request or due is not None) and (is_company or channel != EXTERNAL):
         raise ServiceError(_("Only METI can set a response due date, in the external channel."),
                            field="due_date", reason="due_not_allowed")
+    asked_for = None
+    if request:
+        due, asked_for = request_due(due, today)
+    else:
+        due = None
     msg = Message(report_id=report.id, channel=channel, author_id=actor.id, body=body, classification=lvl.value,
                   compartments=compartment_text(report.case_compartments()),
                   reply_to_id=reply_to, is_request=due is not None, due_date=due)
     msg.report = report
+    msg.due_asked_for = asked_for  # not stored: the view tells the sender the due date moved
     session.add(msg)
     session.flush()
     record(session, "message.post", actor=actor, source_ip=ip, target_type="message", target_id=msg.id,

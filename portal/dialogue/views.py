@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -12,11 +12,12 @@ from portal.access.policy import Action
 from portal.attachments import services as attachments
 from portal.attachments import web
 from portal.encryption.keyring import current_keyring
-from portal.core.guard import by_id, current_subject, guarded
-from portal.core.service import ServiceError
+from portal.core.guard import by_id, can, current_subject, failed, guarded
+from portal.core.service import Refused, ServiceError
+from portal.core.templating import jdate
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, parse_id, settings
-from portal.dialogue import services
+from portal.dialogue import forms, services
 from portal.notifications import notify
 from portal.reports.models import Report
 
@@ -54,30 +55,60 @@ def _thread_of(channel: services.Channel) -> str:
 @guarded(Action.MESSAGE_POST, load=_load_channel, event="message.post", back=_thread_of, body="stream")
 def post(obj: services.Channel):
     """The policy has decided on the channel before the body streams in; the service decides
-    again on the message's own classification once it is known."""
+    again on the message's own classification once it is known. A send refused for what the
+    form holds shows the case page again with the typed text and the error beside its field."""
     report, channel = obj.report, obj.name
     store = attachments.store_for(settings(), db.session)
     received = None
     try:
         received = web.receive(store, settings().max_upload_bytes)
         f = received.form
-        msg = services.post(db.session(), report, channel=channel, body=f.get("body", ""),
-                            classification=f.get("classification", ""), reply_to=_reply_to(f.get("reply_to", "")),
-                            due=_due(f.get("due_date")) if f.get("request") == "1" else None,
-                            subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip(),
-                            base_url=settings().base_url)
+        form = forms.pending(f, channel)
+        form.request.data = as_request = f.get("request") == "1"
+        try:
+            msg = services.post(db.session(), report, channel=channel, body=f.get("body", ""),
+                                classification=f.get("classification", ""), reply_to=_reply_to(f.get("reply_to", "")),
+                                due=_due(f.get("due_date")) if as_request else None, request=as_request,
+                                subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip(),
+                                base_url=settings().base_url)
+            if received.sink is not None:
+                attachments.store_upload(db.session(), current_keyring(), received.sink, report=report,
+                                         filename=received.filename, classification=msg.classification,
+                                         subject=current_subject(), actor=current_user, today=today_jst(),
+                                         ip=client_ip(), message=msg)
+        except Refused:
+            raise
+        except ServiceError as e:
+            if not _form_shown(obj):
+                raise
+            received.abort()
+            received = None
+            failed(e, "message.post", obj)
+            form.refuse(e)
+            return _case_page(report), 400
         if received.sink is not None:
-            attachments.store_upload(db.session(), current_keyring(), received.sink, report=report,
-                                     filename=received.filename, classification=msg.classification,
-                                     subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip(),
-                                     message=msg)
             received.sink.commit()
     except BaseException:
         if received is not None:
             received.abort()
         raise
+    if msg.due_asked_for is not None:
+        flash(_("%(asked)s is a day the government is closed, so the response is due on the next open day, %(due)s.",
+                asked=jdate(msg.due_asked_for), due=jdate(msg.due_date)), "warning")
     flash(_("Your message has been sent."), "success")
     return redirect(_thread_of(obj))
+
+
+def _form_shown(channel: services.Channel) -> bool:
+    """Whether the case page would show this channel's form again (the case is open and the
+    person may read the case); otherwise a refusal goes back to the thread with its message."""
+    return channel.report.status in services.OPEN_FOR_DIALOGUE and can(Action.REPORT_VIEW, channel.report)
+
+
+def _case_page(report: Report):
+    """The case page as its own route renders it (views import no other views module: the
+    route is reached through the app); the refused form is in ``g`` (forms.pending)."""
+    return current_app.view_functions["reports.show"].__wrapped__(obj=report)
 
 
 @bp.route("/notifications")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from portal.access.levels import LEVEL_LABELS, Level
@@ -26,6 +26,18 @@ class InformForm(BaseForm):
 
 class DecisionForm(BaseForm):
     comment = TextAreaField(_l("Comment"), filters=[strip], validators=[Optional(), Length(max=20000)])
+
+
+class RejectForm(BaseForm):
+    # Its own id: the case page also holds the review panel's comment fields.
+    comment = TextAreaField(_l("Reason for rejecting the draft"), id="reject-comment", filters=[strip],
+                            validators=[Optional(), Length(max=20000)])
+
+
+class ConfirmForm(BaseForm):
+    """The confirmation page's form: the only one that carries the digest approval requires."""
+    comment = TextAreaField(_l("Comment"), filters=[strip], validators=[Optional(), Length(max=20000)])
+    confirmed = HiddenField(validators=[Optional(), Length(max=64)])
 
 
 class AckForm(BaseForm):

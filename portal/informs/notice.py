@@ -405,6 +405,23 @@ def _validate(data: NoticeData, lang: str) -> None:
         raise ValueError("technology_ja or technology_en must be given")
 
 
+def outline(data: NoticeData, lang: str = "ja") -> tuple[str, str, list[tuple[str, str]]]:
+    """The notice's title, opening paragraph and numbered sections as text, worded as the PDF
+    words them: what a page shows of a notice before it is issued."""
+    t = _JA if lang == "ja" else _EN
+    tech_main, tech_alt = str(data.technology_ja or ""), str(data.technology_en or "")
+    if lang == "en":
+        tech_main, tech_alt = tech_alt, tech_main
+    if not tech_main:
+        tech_main, tech_alt = tech_alt, ""
+    texts = (data.report_reference, tech_main + ("\n" + t["tech_alt"].format(tech_alt) if tech_alt else ""),
+             data.destination, data.legal_basis, data.reasons, data.conditions or t["none"], t["action"])
+    sections = [(t["heading_fmt"].format(n=n, label=label), str(text or ""))
+                for n, (label, text) in enumerate(zip(t["items"], texts, strict=True), start=1)]
+    title = " ".join(x for x in t["title"] if x)
+    return title, t["intro"].format(ref=data.report_reference, basis=data.legal_basis), sections
+
+
 def render_notice(data: NoticeData, lang: str = "ja") -> bytes:
     """The official notice as PDF bytes: Japanese by default, English with lang="en"."""
     _validate(data, lang)

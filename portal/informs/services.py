@@ -8,6 +8,8 @@ an approver may revoke with a reason. Two approvers acting at once yield one iss
 inform row is locked and its status re-read before anything changes."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import date
 
@@ -149,7 +151,8 @@ def update(session: Session, inform: Inform, *, legal_basis: str, reasons: str, 
            case_ref=inform.report.reference)
 
 
-def send_for_approval(session: Session, inform: Inform, *, subject: Subject, actor, today: date, ip: str | None) -> None:
+def send_for_approval(session: Session, inform: Inform, *, subject: Subject, actor, today: date, ip: str | None,
+                      base_url: str = "") -> None:
     _ask(subject, Action.INFORM_DRAFT, inform, today)
     _lock(session, inform)
     if inform.status not in EDITABLE:
@@ -160,6 +163,57 @@ def send_for_approval(session: Session, inform: Inform, *, subject: Subject, act
     _event(session, inform, actor, "send_for_approval")
     record(session, "inform.send_for_approval", actor=actor, source_ip=ip, target_type="inform",
            target_id=inform.id, case_ref=inform.report.reference)
+    # Every approver the policy lets decide it is told (in the portal and by mail), the drafter
+    # never: four eyes. Nobody else would know the draft waits.
+    notify.notify(session, [u for u in approvers(session) if u.id != inform.drafted_by_id], inform.report,
+                  "approval", base_url, action=Action.INFORM_APPROVE, about=inform)
+
+
+def approvers(session: Session) -> list:
+    from portal.access.levels import Role
+    from portal.auth.models import User
+
+    return list(session.execute(select(User).where(User.active.is_(True), User.role == Role.APPROVER.value)
+                                .order_by(User.id)).scalars())
+
+
+def confirmation(inform: Inform) -> str:
+    """What the confirmation page carries and approval requires: a digest of the notice's
+    texts as the approver saw them. The case page's old one-click form does not carry it, and a
+    draft changed after the page was opened no longer matches it."""
+    h = hashlib.sha256()
+    for part in (str(inform.id), inform.status, inform.updated_at.isoformat() if inform.updated_at else "",
+                 inform.legal_basis or "", inform.reasons or "", inform.conditions or ""):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def awaiting_approval(session: Session, *, subject: Subject, actor, today: date, limit: int = 50) -> list[Inform]:
+    """The drafts this approver may decide (決裁待ち): pending, on cases they may see, not their own."""
+    rows = session.execute(
+        select(Inform).join(Report, Report.id == Inform.report_id)
+        .where(Inform.status == PENDING, Inform.drafted_by_id != actor.id, reports.visible_to_government())
+        .order_by(Inform.updated_at, Inform.id).limit(limit),
+        reports.government_params(session, subject)).scalars()
+    return [i for i in rows if decide(subject, Action.INFORM_APPROVE, i, today=today).allowed]
+
+
+def to_acknowledge(session: Session, *, subject: Subject, today: date, limit: int = 50) -> list[Inform]:
+    """The company's issued informs nobody has acknowledged yet."""
+    rows = session.execute(
+        select(Inform).join(Report, Report.id == Inform.report_id)
+        .where(Inform.status == ISSUED, Inform.acknowledged_at.is_(None), reports.visible_to_company())
+        .order_by(Inform.issued_at, Inform.id).limit(limit),
+        reports.company_params(session, subject)).scalars()
+    return [i for i in rows if decide(subject, Action.INFORM_ACKNOWLEDGE, i, today=today).allowed]
+
+
+def awaiting_approval_column(report_id):
+    """Whether a case has a draft awaiting approval, as a correlated column (the queue's mark)."""
+    from sqlalchemy import exists
+
+    return exists().where(Inform.report_id == report_id, Inform.status == PENDING)
 
 
 def _lock(session: Session, inform: Inform) -> None:
@@ -188,13 +242,16 @@ def reject(session: Session, inform: Inform, *, comment: str, subject: Subject, 
            case_ref=inform.report.reference)
 
 
-def approve(session: Session, inform: Inform, *, comment: str | None, subject: Subject, actor, today: date,
-            ip: str | None, store, keyring, base_url: str) -> Inform:
+def approve(session: Session, inform: Inform, *, comment: str | None, confirmed: str | None, subject: Subject, actor,
+            today: date, ip: str | None, store, keyring, base_url: str) -> Inform:
     """Approve and issue, in the caller's transaction. The encrypted notice is complete in the
     blob store before this returns (on the database store, its chunks are in this same
     transaction), so the row naming it can never commit without it. On a failure after this
     returns the caller aborts ``inform._pending_sink`` (it removes the blob)."""
     _four_eyes(session, inform, subject, actor, today, Action.INFORM_APPROVE)
+    if not hmac.compare_digest((confirmed or "").encode(), confirmation(inform).encode()):
+        raise ServiceError(_("Open the confirmation page and check the notice before issuing it."),
+                           reason="not_confirmed")
     report = inform.report
     # The state table's "issue_inform" ends the case and tells the company.
     reports.transition(session, report, "issue_inform", subject=subject, actor=actor, today=today, ip=ip,
@@ -223,15 +280,23 @@ def approve(session: Session, inform: Inform, *, comment: str | None, subject: S
     return inform
 
 
-def notice_data(session: Session, inform: Inform, lang: str):
+PREVIEW_NUMBER = {"ja": "（発出時に採番）", "en": "(numbered on issue)"}
+
+
+def notice_data(session: Session, inform: Inform, lang: str, *, preview_on: date | None = None):
+    """The notice's contents; with ``preview_on``, as it will read if issued that day (the
+    number is given only on issue)."""
     from portal.informs.notice import NoticeData
     from portal.reports.reference_data import country_name
 
     report = inform.report
     tech = report.technology
-    issued = inform.issued_at.astimezone(JST).date()
+    if preview_on is not None:
+        number, issued = PREVIEW_NUMBER.get(lang, PREVIEW_NUMBER["en"]), preview_on
+    else:
+        number, issued = inform.number, inform.issued_at.astimezone(JST).date()
     return NoticeData(
-        number=inform.number, issued_on=issued, addressee_name=report.organisation.name,
+        number=number, issued_on=issued, addressee_name=report.organisation.name,
         corporate_number=report.organisation.corporate_number, addressee_address=report.organisation.address,
         report_reference=report.reference, technology_ja=tech.name_ja if tech else "",
         technology_en=tech.name_en if tech else "",
@@ -244,6 +309,24 @@ def notice_pdf(session: Session, inform: Inform, lang: str, today: date | None =
     from portal.informs.notice import render_notice
 
     return render_notice(notice_data(session, inform, lang), lang)
+
+
+def may_decide(inform: Inform, *, subject: Subject, actor, today: date) -> None:
+    """Whether ``actor`` may open the approval of ``inform`` (its confirmation page, its
+    preview): the policy, and four eyes."""
+    _ask(subject, Action.INFORM_APPROVE, inform, today)
+    if inform.drafted_by_id == actor.id:
+        raise Refused(_("You drafted this inform: another approver must decide it."), reason="four_eyes")
+
+
+def preview_pdf(session: Session, inform: Inform, *, subject: Subject, actor, today: date) -> bytes:
+    """The notice as it will be sent if approved today, rendered and not stored."""
+    from portal.informs.notice import render_notice
+
+    may_decide(inform, subject=subject, actor=actor, today=today)
+    if inform.status != PENDING:
+        raise ServiceError(_("This inform is not awaiting approval."), reason="not_pending")
+    return render_notice(notice_data(session, inform, "ja", preview_on=today), "ja")
 
 
 def acknowledge(session: Session, inform: Inform, *, subject: Subject, actor, today: date, ip: str | None) -> None:

@@ -17,7 +17,7 @@ from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
 from portal.encryption.keyring import current_keyring
 from portal.informs import services
-from portal.informs.forms import AckForm, DecisionForm, InformForm, LicenceForm, RevokeForm
+from portal.informs.forms import AckForm, ConfirmForm, DecisionForm, InformForm, LicenceForm, RejectForm, RevokeForm
 from portal.informs.models import Inform
 from portal.reports.models import Report
 
@@ -76,22 +76,54 @@ def edit(obj: Inform):
 def send(obj: Inform):
     if not DecisionForm().validate_on_submit():
         abort(400)
-    services.send_for_approval(db.session(), obj, **_common())
+    services.send_for_approval(db.session(), obj, base_url=settings().base_url, **_common())
     flash(_("The draft has been sent for approval."), "success")
     return redirect(_case(obj))
 
 
+def _confirm_page(obj) -> str:
+    return url_for("informs.confirm", inform_id=obj.id)
+
+
+@bp.route("/informs/<int:inform_id>/confirm")
+@guarded(Action.INFORM_APPROVE, load=_load, back=_case)
+def confirm(obj: Inform):
+    """The notice as it will be sent, and the only form that issues it."""
+    services.may_decide(obj, subject=current_subject(), actor=current_user, today=today_jst())
+    if obj.status != "pending_approval":
+        flash(_("This inform is not awaiting approval."), "error")
+        return redirect(_case(obj))
+    from portal.informs.notice import outline
+
+    s = db.session()
+    form = ConfirmForm(confirmed=services.confirmation(obj))
+    notice = services.notice_data(s, obj, "ja", preview_on=today_jst())
+    return render_template("informs/confirm.html", inform=obj, report=obj.report, form=form, notice=notice,
+                           notice_outline=outline(notice, "ja"))
+
+
+@bp.route("/informs/<int:inform_id>/preview.pdf")
+@guarded(Action.INFORM_APPROVE, load=_load, back=_case)
+def preview(obj: Inform):
+    data = services.preview_pdf(db.session(), obj, subject=current_subject(), actor=current_user, today=today_jst())
+    resp = Response(data, mimetype="application/pdf")
+    resp.headers["Content-Disposition"] = f'inline; filename="preview-{obj.id}.pdf"'
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = DOWNLOAD_CSP
+    return resp
+
+
 @bp.route("/informs/<int:inform_id>/approve", methods=["POST"])
-@guarded(Action.INFORM_APPROVE, load=_load, event="inform.approve", back=_case)
+@guarded(Action.INFORM_APPROVE, load=_load, event="inform.approve", back=_confirm_page)
 def approve(obj: Inform):
-    form = DecisionForm()
+    form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
     store = attachments.store_for(settings(), db.session)
     try:
         # On return the sealed notice is complete in the store, before the row naming it commits.
-        inform = services.approve(db.session(), obj, comment=form.comment.data, store=store, keyring=current_keyring(),
-                                  base_url=settings().base_url, **_common())
+        inform = services.approve(db.session(), obj, comment=form.comment.data, confirmed=form.confirmed.data,
+                                  store=store, keyring=current_keyring(), base_url=settings().base_url, **_common())
     except BaseException:
         sink = getattr(obj, "_pending_sink", None)
         if sink is not None:
@@ -104,7 +136,7 @@ def approve(obj: Inform):
 @bp.route("/informs/<int:inform_id>/reject", methods=["POST"])
 @guarded(Action.INFORM_APPROVE, load=_load, event="inform.reject", back=_case)
 def reject(obj: Inform):
-    form = DecisionForm()
+    form = RejectForm()
     if not form.validate_on_submit():
         abort(400)
     services.reject(db.session(), obj, comment=form.comment.data, **_common())

@@ -25,6 +25,7 @@ SUBJECTS = {
     "submitted": ("事前報告が再提出されました", "A report was resubmitted"),
     "inform": ("インフォーム通知が発出されました", "An inform has been issued"),
     "inform_revoked": ("インフォーム通知が取り消されました", "An inform has been revoked"),
+    "approval": ("決裁待ちのインフォーム案があります", "An inform draft awaits your approval"),
 }
 
 

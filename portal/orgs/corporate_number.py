@@ -32,13 +32,13 @@ def problem(number: str | None) -> tuple[str, str] | None:
     n = clean(number or "")
     if not (n.isascii() and n.isdigit()):
         return "corporate_number_not_digits", _(
-            "Enter digits only: a corporate number (法人番号) is 13 digits, for example 1180301018771.")
+            "Enter digits only: a corporate number is 13 digits, for example 1180301018771.")
     if len(n) != 13:
         return "corporate_number_length", _(
-            "A corporate number (法人番号) has 13 digits; this one has %(n)d. Check that no digit is missing or repeated.",
+            "A corporate number has 13 digits; this one has %(n)d. Check that no digit is missing or repeated.",
             n=len(n))
     if int(n[0]) != check_digit(n[1:]):
         return "bad_corporate_number", _(
-            "This is not a valid corporate number (法人番号): its first digit, the check digit, does not match the "
+            "This is not a valid corporate number: its first digit, the check digit, does not match the "
             "other twelve. Check the number against the National Tax Agency's register.")
     return None

@@ -10,7 +10,7 @@ from portal.core.forms import BaseForm, Email, Required, normalise_email_input, 
 
 class InviteForm(BaseForm):
     name = StringField(_l("Name"), filters=[strip], validators=[Required(_l("Enter the person's name.")), Length(max=200)],
-                       description=_l("As it should appear in the portal, for example 山田 太郎."))
+                       description=_l("As it should appear in the portal, for example Taro Yamada."))
     email = StringField(_l("E-mail address"), filters=[normalise_email_input],
                         validators=[Required(_l("Enter the person's e-mail address.")), Email(), Length(max=254)],
                         description=_l("The invitation link is sent here, for example hanako.suzuki@example.co.jp"))

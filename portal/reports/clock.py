@@ -1,9 +1,10 @@
 """The one clock of a case (DESIGN §4), in business days on the one government calendar
 (``portal.calendar``). Everything that says how long a case has taken, when something is due
-or whether it is late comes from here: the case page and the queue (``clocks``), the
-company's list (``next_deadline``), the queue's overdue filter and the dashboard's overdue
-figure (``overdue_condition``, the same rule in SQL) and the daily job (``reminder_due`` and
-``overdue_condition``). tests/test_one_clock.py proves the SQL form equal to ``clocks``.
+or whether it is late comes from here: the case page and the queue (``clocks``), every
+page's next deadline (``portal.reports.deadlines``, which reads these clocks), the queue's
+overdue filter and the dashboard's overdue figure (``overdue_condition``, the same rule in
+SQL) and the daily job (``reminder_due`` and ``overdue_condition``). tests/test_one_clock.py
+proves the SQL form equal to ``clocks``.
 
 The rules:
 
@@ -19,8 +20,6 @@ The rules:
 - transfer passed: the case is open (``states.OPEN_STATUSES``: not yet decided or withdrawn)
   and its planned transfer date is before today.
 - overdue: any of the three.
-- the company's next deadline: the file-by date while the report is with the company (draft,
-  returned), the response due date while METI awaits an answer, else the planned transfer.
 """
 from __future__ import annotations
 
@@ -51,7 +50,6 @@ class Clocks:
     transfer_passed: bool
     review_target: date | None = None        # the day the review days reach the target (as things stand)
     response_days_left: int | None = None    # business days until the response is due (awaiting only)
-    next_deadline: tuple[str, date] | None = None
 
     @property
     def overdue(self) -> bool:
@@ -100,7 +98,6 @@ def clocks(report, today: date, target_days: int) -> Clocks:
         transfer_passed=bool(status in S.OPEN_STATUSES and transfer and transfer < today),
         review_target=review_target,
         response_days_left=business_days_between(today, due) if due else None,
-        next_deadline=next_deadline(report, today),
     )
 
 
@@ -111,18 +108,6 @@ def file_by(transfer: date) -> date:
     if ordinal < 1:
         return date.min
     return business_day_on_or_before(date.fromordinal(ordinal)) or date.min
-
-
-def next_deadline(report, today: date) -> tuple[str, date] | None:
-    """What the company must mind next: ("file_by" | "response" | "transfer", date)."""
-    transfer = report.planned_transfer_date
-    if report.status in S.WITH_THE_COMPANY:
-        return ("file_by", file_by(transfer)) if transfer else None
-    if report.status == S.AWAITING and report.response_due:
-        return ("response", report.response_due)
-    if report.status in S.OPEN_STATUSES and transfer:
-        return ("transfer", transfer)
-    return None
 
 
 def reminder_due(report, today: date, reminder_days: int) -> bool:

@@ -14,7 +14,7 @@ TRANSFER_FORMS = {
     "technical_assistance": _l("Technical assistance / sending engineers"),
     "equipment_sale": _l("Sale of manufacturing equipment with know-how"),
     "joint_research": _l("Joint research or development"),
-    "co_engineering": _l("Supplier co-engineering (擦り合わせ)"),
+    "co_engineering": _l("Supplier co-engineering (suriawase)"),
     "capital_tie_up": _l("M&A / capital tie-up"),
     "other": _l("Other"),
 }

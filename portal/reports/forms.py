@@ -16,7 +16,7 @@ from portal.reports import content as C
 class ContactForm(BaseForm):
     contact_name = StringField(_l("Contact person"), filters=[strip],
                                validators=[Required(_l("Enter the name of the contact person.")), Length(max=200)],
-                               description=_l("The person METI should contact about this report, for example 山田 太郎."))
+                               description=_l("The person METI should contact about this report, for example Taro Yamada."))
     contact_email = StringField(_l("Contact e-mail address"), filters=[normalise_email_input],
                                 validators=[Required(_l("Enter the contact person's e-mail address.")), Email(), Length(max=254)],
                                 description=_l("For example, taro.yamada@example.co.jp"))

@@ -2,6 +2,7 @@
 English, from Babel's CLDR data, so no hand-kept list drifts."""
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 from babel import Locale
@@ -11,12 +12,50 @@ from babel.numbers import get_territory_currencies
 _NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "XK", "ZZ", "AC", "CP", "DG", "EA", "IC", "TA", "CQ"}
 
 
+# How a Japanese reader says the names CLDR writes with kanji first, so that the list runs in
+# the order of the reading (五十音順), as Japanese forms do: 中国 under ち, 韓国 under か,
+# rather than every kanji name after ロシア in code-point order. Hong Kong and Macao are
+# looked for as ホンコン and マカオ. A name CLDR adds with a kanji first and no reading here
+# fails tests/test_filing_steps.py.
+JA_READINGS = {
+    "CN": "ちゅうごく", "CF": "ちゅうおうあふりかきょうわこく", "MO": "まかお", "HK": "ほんこん",
+    "GF": "ふつりょうぎあな", "PF": "ふつりょうぽりねしあ", "TF": "ふつりょうきょくなんしょとう",
+    "MK": "きたまけどにあ", "MP": "きたまりあなしょとう", "KP": "きたちょうせん",
+    "ZA": "みなみあふりか", "SS": "みなみすーだん", "AQ": "なんきょく", "TW": "たいわん",
+    "UM": "がっしゅうこくりょうゆうしょうりとう", "JP": "にほん", "TL": "ひがしてぃもーる",
+    "AS": "べいりょうさもあ", "VI": "べいりょうばーじんしょとう", "IO": "えいりょういんどようちいき",
+    "VG": "えいりょうばーじんしょとう", "EH": "にしさはら", "GQ": "せきどうぎにあ", "KR": "かんこく",
+}
+# The destination is where the technology goes abroad: Japan is never one (DESIGN §1).
+HOME_COUNTRY = "JP"
+
+
+def _reading_key(code: str, name: str, locale: str) -> tuple[str, str]:
+    # Accents and voiced marks set aside first, so that Å sorts with A and ガ with カ.
+    if locale != "ja":
+        return (_bare(name).casefold(), name)
+    # Katakana as hiragana.
+    reading = JA_READINGS.get(code, name)
+    hira = "".join(chr(ord(ch) - 0x60) if "ァ" <= ch <= "ヶ" else ch for ch in reading)
+    return (_bare(hira), hira)
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
 @lru_cache(maxsize=4)
 def countries(locale: str) -> list[tuple[str, str]]:
     names = Locale.parse(locale).territories
     codes = sorted(c for c in names if len(c) == 2 and c.isalpha() and c not in _NOT_COUNTRIES)
     en = Locale.parse("en").territories
-    return sorted(((c, names.get(c) or en.get(c, c)) for c in codes), key=lambda x: x[1])
+    lang = str(Locale.parse(locale).language)
+    return sorted(((c, names.get(c) or en.get(c, c)) for c in codes), key=lambda x: _reading_key(x[0], x[1], lang))
+
+
+@lru_cache(maxsize=4)
+def destination_countries(locale: str) -> list[tuple[str, str]]:
+    return [(c, n) for c, n in countries(locale) if c != HOME_COUNTRY]
 
 
 @lru_cache(maxsize=1)

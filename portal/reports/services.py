@@ -26,8 +26,7 @@ from portal.reports import content as C
 from portal.reports import listing
 from portal.reports import states as S
 from portal.reports.models import GroupACountry, ReferenceCounter, Report, ReportEvent, ReportTally, ReportVersion
-from portal.reports.reference_data import country_codes, currency_codes
-from portal.reports import clock
+from portal.reports.reference_data import HOME_COUNTRY, country_codes, currency_codes
 
 MAX_TEXT = 10000
 
@@ -74,6 +73,7 @@ def create_draft(session: Session, *, subject: Subject, actor: User, today: date
     if not d.allowed:
         raise Refused(_("You are not allowed to do this."), reason=d.reason, conceal=d.conceal)
     r = Report(organisation_id=actor.organisation_id, created_by_id=actor.id, status=S.DRAFT,
+               classification=_first_classification(subject, actor.organisation_id, today),
                draft=json.dumps({"contact_name": actor.name, "contact_email": actor.email}, ensure_ascii=False))
     session.add(r)
     session.flush()
@@ -81,6 +81,18 @@ def create_draft(session: Session, *, subject: Subject, actor: User, today: date
     record(session, "report.create", actor=actor, source_ip=ip, target_type="report", target_id=r.id,
            org_id=r.organisation_id)
     return r
+
+
+def _first_classification(subject: Subject, org_id: int, today: date) -> str:
+    """A new draft's level before the company chooses one: restricted, or public for someone
+    cleared below it (a draft above its author's clearance would vanish from their list)."""
+    from portal.access.policy import Labels
+
+    for level in ("restricted", "public"):
+        labels = Labels(org_id=org_id, classification=level, compartments=frozenset(), draft=True)
+        if decide(subject, Action.REPORT_EDIT, labels, today=today).allowed:
+            return level
+    return "restricted"
 
 
 def validate_step(session: Session, step: str, values: dict, *, today: date, draft: dict) -> C.Findings:
@@ -106,6 +118,9 @@ def validate_step(session: Session, step: str, values: dict, *, today: date, dra
     elif step == "transfer":
         if values.get("destination_country") not in country_codes():
             f.errors["destination_country"] = _("Choose a country from the list.")
+        elif values.get("destination_country") == HOME_COUNTRY:
+            f.errors["destination_country"] = _("Japan cannot be the destination: a prior report is about technology "
+                                                "going abroad. Choose the country where it will be used.")
         if values.get("currency") not in currency_codes():
             f.errors["currency"] = _("Choose a currency from the list.")
         contract, transfer = C.parse_date(values.get("contract_date")), C.parse_date(values.get("transfer_date"))
@@ -123,7 +138,7 @@ def validate_step(session: Session, step: str, values: dict, *, today: date, dra
         dest = values.get("destination_country")
         if "destination_country" not in f.errors and is_group_a(session, dest, transfer or today):
             f.warnings["destination_country"] = _(
-                "This destination is a Group A country (輸出貿易管理令 別表第3): transfers there are outside the scheme and need no prior report. Tick the box below to continue anyway.")
+                "This destination is a Group A country (Export Trade Control Order, Appended Table 3): transfers there are outside the scheme and need no prior report. Tick the box below to continue anyway.")
             if not values.get("group_a_confirmed"):
                 f.errors["group_a_confirmed"] = _("Confirm that you want to report a transfer to a Group A country, or change the destination.")
     elif step == "measures":
@@ -159,36 +174,87 @@ def save_step(session: Session, report: Report, step: str, values: dict, *, subj
         data["shareholding"] = None
     _apply_labels(session, report, data)
     report.draft = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    if not decide(subject, Action.REPORT_EDIT, report.working_copy_labels(), today=today).allowed:
+        # Whatever the step, a save never leaves the author unable to open their own report.
+        raise ServiceError(_("This change would take the report out of your reach. Nothing was saved."),
+                           reason="locks_out_author")
     report.updated_at = utcnow()
     record(session, "report.draft.save", actor=actor, source_ip=ip, target_type="report", target_id=report.id,
            org_id=report.organisation_id, case_ref=report.reference, details={"step": step})
     return findings
 
 
-def _check_working_labels(session: Session, report: Report, values: dict, *, subject: Subject, today: date,
-                          findings: C.Findings) -> None:
-    """The technology and classification the company chooses must be ones its user may read:
-    otherwise the report would vanish from the person who is writing it. Said beside the
-    field, never a bare 403 that loses the draft."""
+def labels_if(report: Report, technology: str | None, classification: str | None):
+    """The labels the working copy would carry with this technology and classification (what
+    ``Report.working_copy_labels`` reads once they are saved): a draft's are its own choices; a
+    returned report keeps every earlier version's compartments and at least the case's level."""
     from dataclasses import replace
 
-    tech = technology_by_code(session, values.get("technology"))
     labels = report.working_copy_labels()
-    if tech is not None:
-        chosen = replace(labels, compartments=report.case_compartments() | {tech.code} if report.version_count else
-                         frozenset({tech.code}))
-        if not decide(subject, Action.REPORT_EDIT, chosen, today=today).allowed:
-            findings.errors["technology"] = _("Your clearance does not cover this technology. Choose one you are cleared for, or ask your security officer.")
-            return
+    level = Level.parse(classification or "") or Level(report.classification)
+    if report.version_count:
+        level = max(level, Level(report.classification))
+        compartments = report.case_compartments() | ({technology} if technology else frozenset())
+    else:
+        compartments = frozenset({technology}) if technology else frozenset()
+    return replace(labels, classification=level.value, compartments=compartments)
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """Why choices are not offered: the policy's reason, and the choices it covers."""
+
+    reason: str
+    choices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the technology step may offer this person: only what the policy lets them write."""
+
+    technologies: list[Technology]
+    technologies_withheld: int
+    classifications: list[str]
+    classifications_withheld: list[Withheld]
+
+
+def writable_choices(session: Session, report: Report, *, subject: Subject, today: date) -> Choices:
+    """Every technology and classification offered is one the policy allows this person to
+    write the working copy under, so a choice can never lock them out of their own draft."""
+    data = report.draft_data
+    techs = technologies_in_force(session, today)
+    lowest = C.FILER_CLASSIFICATIONS[0]
+    ok = [t for t in techs
+          if decide(subject, Action.REPORT_EDIT, labels_if(report, t.code, lowest), today=today).allowed]
+    chosen_tech = data.get("technology") if data.get("technology") in {t.code for t in ok} else None
+    levels: list[str] = []
+    withheld: dict[str, list[str]] = {}
+    for level in C.FILER_CLASSIFICATIONS:
+        d = decide(subject, Action.REPORT_EDIT, labels_if(report, chosen_tech, level), today=today)
+        if d.allowed:
+            levels.append(level)
+        else:
+            withheld.setdefault(d.reason, []).append(level)
+    return Choices(ok, len(techs) - len(ok), levels, [Withheld(r, tuple(c)) for r, c in withheld.items()])
+
+
+def _check_working_labels(session: Session, report: Report, values: dict, *, subject: Subject, today: date,
+                          findings: C.Findings) -> None:
+    """The technology and classification chosen must be ones this person may write the working
+    copy under (the page offers only those; this holds for a hand-made request too): otherwise
+    the report would vanish from the person writing it. Said beside the field, the typed
+    values kept, never a bare 403."""
+    tech = technology_by_code(session, values.get("technology"))
     level = values.get("classification")
-    if level in C.FILER_CLASSIFICATIONS:
-        chosen = replace(labels, classification=level)
-        d = decide(subject, Action.REPORT_EDIT, chosen, today=today)
-        if not d.allowed:
-            findings.errors["classification"] = (
-                _("Your organisation has no valid facility clearance, so it cannot file at this classification.")
-                if d.reason == "facility_clearance" else
-                _("Your clearance does not cover this classification. Choose a lower one, or ask your security officer."))
+    d = decide(subject, Action.REPORT_EDIT, labels_if(report, tech.code if tech else None, level), today=today)
+    if d.allowed:
+        return
+    if d.reason == "compartment":
+        findings.errors["technology"] = _("Your clearance does not cover this technology. Choose one you are cleared for, or ask your security officer.")
+    elif d.reason == "facility_clearance":
+        findings.errors["classification"] = _("Your organisation has no valid facility clearance, so it cannot file at this classification.")
+    else:
+        findings.errors["classification"] = _("Your clearance does not cover this classification. Choose a lower one, or ask your security officer.")
 
 
 def _apply_labels(session: Session, report: Report, data: dict) -> None:
@@ -385,12 +451,6 @@ def history(session: Session, report: Report) -> list[tuple[ReportEvent, str | N
         select(ReportEvent, User.name).outerjoin(User, User.id == ReportEvent.actor_id)
         .where(ReportEvent.report_id == report.id).order_by(ReportEvent.at, ReportEvent.id)).all()
     return [(e, name) for e, name in rows]
-
-
-def next_deadline(report: Report, today: date) -> tuple[str, date] | None:
-    """What the company must mind next: ("file_by" | "response" | "transfer", date), from the
-    one clock (``portal.reports.clock.next_deadline``)."""
-    return clock.next_deadline(report, today)
 
 
 @dataclass

@@ -9,19 +9,20 @@ from flask_login import current_user
 
 from portal import db
 from portal.catalogue import services as catalogue
+from portal.access.levels import LEVEL_LABELS, Level
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
 from portal.access.policy import OrgTarget
-from portal.core.guard import audit, by_id, can, current_subject, discard, failed, guarded
+from portal.core.guard import after_this_request_commits, audit, by_id, can, current_subject, discard, failed, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.templating import jdate
 from portal.core.web import client_ip, page_arg, settings, url_template
-from portal.reports import content as C
-from portal.reports import services, states as S
+from portal.reports import case_forms, content as C, drafts, flow
+from portal.reports import deadlines, services, states as S
 from portal.reports.forms import STEP_FORMS, SubmitForm, WithdrawForm, to_values
 from portal.reports.models import Report, ReportVersion
-from portal.reports.reference_data import countries, country_name, currencies
+from portal.reports.reference_data import countries, country_name, currencies, destination_countries
 
 bp = Blueprint("reports", __name__)
 
@@ -95,7 +96,7 @@ class ListRow:
     destination: str
     status: str
     status_label: str
-    deadline: str
+    deadline: deadlines.Shown | None
     updated: str
     unread: int
 
@@ -107,15 +108,15 @@ def _list_rows(items, today: date) -> list[ListRow]:
     href = url_template("reports.show", "report_id")
     statuses = S.status_labels()
     draft = _("Draft #%(id)s")
-    due = {"file_by": _("File by %(date)s"), "response": _("Respond by %(date)s"), "transfer": _("Transfer %(date)s")}
+    texts = deadlines.labels()
     rows = []
     for r in items:
-        deadline = services.next_deadline(r, today)
+        deadline = deadlines.next_deadline(r, today, officer=False, target_days=0)
         rows.append(ListRow(
             href=href(r.id), reference=r.reference or draft % {"id": r.id}, title=r.title,
             technology=r.technology_label(loc), destination=country_name(r.destination_country, loc),
             status=r.status, status_label=statuses.get(r.status, r.status),
-            deadline=due[deadline[0]] % {"date": jdate(deadline[1], loc)} if deadline else "",
+            deadline=deadlines.shown(deadline, loc, texts),
             updated=jdate(r.updated_at, loc), unread=r.unread))
     return rows
 
@@ -133,12 +134,15 @@ def _step_form(step: str, report: Report, formdata=None):
     form = form_cls(formdata=formdata) if formdata is not None else form_cls(data=_form_data(step, report))
     loc = _locale()
     if step == "technology":
-        form.technology.choices = [("", _("Choose…"))] + [
-            (t.code, f"{t.code} {t.name(loc)}") for t in services.technologies_in_force(db.session(), today_jst())]
+        # Only what the policy lets this person write the draft under (services.writable_choices).
+        offer = services.writable_choices(db.session(), report, subject=current_subject(), today=today_jst())
+        form.technology.choices = [("", _("Choose…"))] + [(t.code, f"{t.code} {t.name(loc)}") for t in offer.technologies]
+        form.classification.choices = [(lv, LEVEL_LABELS[Level(lv)]) for lv in offer.classifications]
+        form.offer = offer
     if step == "counterparty":
         form.counterparty_country.choices = [("", _("Choose…"))] + countries(loc)
     if step == "transfer":
-        form.destination_country.choices = [("", _("Choose…"))] + countries(loc)
+        form.destination_country.choices = [("", _("Choose…"))] + destination_countries(loc)
         form.currency.choices = [("", _("Choose…"))] + currencies(loc)
     return form
 
@@ -174,10 +178,10 @@ def edit(obj: Report):
                 if request.form.get("save_only"):
                     flash(_("Your draft has been saved."), "success")
                     return redirect(url_for("reports.index"))
-                nxt = C.STEPS.index(step) + 1
-                if request.args.get("back") == "check" or nxt >= len(C.STEPS):
+                nxt = flow.after(step)
+                if request.args.get("back") == "check" or nxt is None:
                     return redirect(url_for("reports.check", report_id=obj.id))
-                return redirect(url_for("reports.edit", report_id=obj.id, step=C.STEPS[nxt]))
+                return redirect(flow.step_url(obj.id, nxt))
             discard()
             for name, message in findings.errors.items():
                 if hasattr(form, name):
@@ -187,8 +191,11 @@ def edit(obj: Report):
         findings = services.validate_step(db.session(), step, _form_data_raw(obj, step), today=today_jst(),
                                           draft=obj.draft_data)
         findings.errors = {}
+    if step == "transfer" and ("destination_country" in findings.warnings or form.group_a_confirmed.errors):
+        # Shown only for a Group A destination, and then the service requires it: say 必須, not 任意.
+        form.group_a_confirmed.flags.required = True
     return render_template("reports/step.html", report=obj, form=form, step=step, steps=C.STEPS,
-                           titles=C.STEP_TITLES, warnings=findings.warnings), status
+                           stops=flow.stops(obj.id), titles=C.STEP_TITLES, warnings=findings.warnings), status
 
 
 def _form_data_raw(report: Report, step: str) -> dict:
@@ -225,9 +232,12 @@ def check(obj: Report):
     elif request.method == "POST":
         status = 400
     data = obj.draft_data
+    from portal.attachments import services as attachments
+
+    files = attachments.list_for_report(s, obj, subject=current_subject(), today=today)
     return render_template("reports/check.html", report=obj, data=data, shown=_display(data), form=form,
                            findings=findings, titles=C.STEP_TITLES, steps=C.STEPS, fields=C.STEP_FIELDS,
-                           page_error=page_error), status
+                           stops=flow.stops(obj.id), files=files, page_error=page_error), status
 
 
 @bp.route("/reports/<int:report_id>/done")
@@ -241,7 +251,7 @@ def done(obj: Report):
 @bp.route("/reports/<int:report_id>")
 @guarded(Action.REPORT_VIEW, load=_load)
 def show(obj: Report):
-    from portal.dialogue import services as dialogue
+    from portal.dialogue import forms as dialogue_forms, services as dialogue
     from portal.review import services as review
     from portal.reports.clock import clocks
 
@@ -257,35 +267,63 @@ def show(obj: Report):
     vs = services.versions(s, obj)
     latest = vs[-1].data if vs else obj.draft_data
     from portal.review.forms import AssignForm, CloseForm, ReturnForm
+
+    kept = case_forms.kept_forms()  # a form refused for what it holds, shown again with its errors
     from portal.access.levels import LEVEL_LABELS, Level
 
     return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest),
-                           channels=channels, is_worker=is_worker, informs=informs, inform_forms=_inform_forms(informs),
+                           channels=channels, is_worker=is_worker, informs=informs, inform_forms=_inform_forms(obj, informs),
                            can_draft_inform=services.decide(subject, Action.INFORM_DRAFT, obj, today=today).allowed,
                            clocks=clocks(obj, today, settings().review_target_days),
+                           review_target_days=settings().review_target_days,
                            workers=review.case_workers(s, obj, today) if is_worker and services.decide(
                                subject, Action.REPORT_ASSIGN, obj, today=today).allowed else [],
-                           assign_form=AssignForm(), return_form=ReturnForm(), close_form=CloseForm(),
+                           assign_form=_unique_ids(kept.get("assign_form") or AssignForm(formdata=None), "assign"),
+                           return_form=_unique_ids(kept.get("return_form") or ReturnForm(formdata=None), "return"),
+                           close_form=_unique_ids(kept.get("close_form") or CloseForm(formdata=None), "close"),
+                           case_error_forms=list(kept.values()),
                            empty=EmptyForm(), levels=[(l.value, LEVEL_LABELS[l]) for l in Level],
+                           message_forms=dialogue_forms.for_case(obj, channels, subject=subject, today=today,
+                                                                 is_worker=is_worker,
+                                                                 rfi_days=settings().rfi_default_days),
                            assignee=s.get(type(current_user._get_current_object()), obj.assignee_id) if obj.assignee_id else None,
                            today=today,
                            history=services.history(s, obj), fields=C.STEP_FIELDS, titles=C.STEP_TITLES,
-                           steps=C.STEPS, deadline=services.next_deadline(obj, today_jst()),
-                           withdraw_form=WithdrawForm(), statuses=S.STATUS_LABELS,
+                           steps=C.STEPS, deadline=deadlines.shown(deadlines.next_deadline(
+                               obj, today, officer=is_worker, target_days=settings().review_target_days), _locale()),
+                           withdraw_form=_unique_ids(kept.get("withdraw_form") or WithdrawForm(formdata=None), "withdraw"),
+                           statuses=S.STATUS_LABELS,
                            can_edit=obj.status in (S.DRAFT, S.RETURNED) and can(Action.REPORT_EDIT, obj),
-                           can_withdraw=obj.status in S.OPEN_STATUSES and can(Action.REPORT_WITHDRAW, obj))
+                           resume_url=flow.resume_url(obj.id, obj.draft_data),
+                           can_withdraw=obj.status in S.OPEN_STATUSES and can(Action.REPORT_WITHDRAW, obj),
+                           can_delete=drafts.deletable(obj) and can(Action.REPORT_DELETE, obj))
 
 
-def _inform_forms(informs) -> dict:
+def _inform_forms(report: Report, informs) -> dict:
     """Forms for the inform section; a draft's edit form only for its drafter, who can read
-    its rationale (the form carries it)."""
-    from portal.informs.forms import AckForm, DecisionForm, InformForm, LicenceForm, RevokeForm
+    its rationale (the form carries it). Each form has ids of its own: the page shows several
+    (the reject, return and withdraw comments), and a label must point at its own field."""
+    from portal.informs.forms import AckForm, DecisionForm, InformForm, LicenceForm, RejectForm, RevokeForm
 
-    return {"draft": InformForm(), "decision": DecisionForm(), "ack": AckForm(), "licence": LicenceForm(),
-            "revoke": RevokeForm(),
-            "edit": {v.inform.id: InformForm(obj=v.inform, formdata=None) for v in informs
+    # The rationale is about this case: it starts at the case's level, never at 公開.
+    draft = _unique_ids(InformForm(formdata=None, data={"rationale_classification": report.classification}),
+                        "new-inform")
+    return {"draft": draft, "decision": DecisionForm(), "reject": _unique_ids(RejectForm(formdata=None), "reject"),
+            "ack": _unique_ids(AckForm(), "ack"), "licence": _unique_ids(LicenceForm(), "licence"),
+            "revoke": _unique_ids(RevokeForm(), "revoke"),
+            "edit": {v.inform.id: _unique_ids(InformForm(obj=v.inform, formdata=None), f"inform-{v.inform.id}-edit")
+                     for v in informs
                      if v.inform.status in ("draft", "rejected") and v.rationale is not None
                      and v.inform.drafted_by_id == current_user.id}}
+
+
+def _unique_ids(form, prefix: str):
+    """Give a form's fields page-unique ids (the field names, which the server reads, stay)."""
+    for f in form:
+        if f.type != "CSRFTokenField":
+            f.id = f"{prefix}-{f.name}"
+            f.label.field_id = f.id
+    return form
 
 
 @bp.route("/reports/<int:report_id>/versions/<int:number>")
@@ -321,8 +359,32 @@ def receipt(obj: Report):
 def withdraw(obj: Report):
     form = WithdrawForm()
     if not form.validate_on_submit():
-        raise ServiceError(_("Enter the reason for withdrawing the report."), field="comment", reason="comment_missing")
+        return case_forms.show_again(obj, "report.withdraw", ServiceError(
+            _("Enter the reason for withdrawing the report."), field="comment", reason="comment_missing"),
+            withdraw_form=form)
     services.transition(db.session(), obj, "withdraw", subject=current_subject(), actor=current_user,
                         today=today_jst(), ip=client_ip(), comment=form.comment.data)
     flash(_("The report has been withdrawn."), "success")
     return redirect(url_for("reports.show", report_id=obj.id))
+
+
+@bp.route("/reports/<int:report_id>/delete", methods=["GET", "POST"])
+@guarded(Action.REPORT_DELETE, load=_load, event="report.delete", back=_case)
+def delete(obj: Report):
+    """A confirmation page, then the deletion (GOV.UK: never delete on one click)."""
+    from portal.attachments import services as attachments
+    from portal.attachments.blobstore import DatabaseBlobStore
+
+    s = db.session()
+    form = EmptyForm()
+    if request.method == "POST" and form.validate_on_submit() and request.form.get("confirm") == "delete":
+        store = attachments.store_for(settings(), db.session)
+        keys = drafts.delete_draft(s, store, obj, subject=current_subject(), actor=current_user, today=today_jst(),
+                                   ip=client_ip())
+        if not isinstance(store, DatabaseBlobStore):
+            after_this_request_commits(lambda: [store.delete(k) for k in keys])
+        flash(_("The draft has been deleted."), "success")
+        return redirect(url_for("reports.index"))
+    files = attachments.list_for_report(s, obj, subject=current_subject(), today=today_jst())
+    return render_template("reports/delete.html", report=obj, form=form, files=files,
+                           deletable=drafts.deletable(obj)), 400 if request.method == "POST" else 200

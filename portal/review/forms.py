@@ -14,7 +14,7 @@ class AssignForm(BaseForm):
 class ReturnForm(BaseForm):
     comment = TextAreaField(_l("What must be corrected"), filters=[strip],
                             validators=[Required(_l("Enter what the company must correct.")), Length(max=10000)],
-                            description=_l("The company sees this text, for example: 相手方の所在地を記載してください。"))
+                            description=_l("The company sees this text, for example: Please state the counterparty's address."))
 
 
 class CloseForm(BaseForm):

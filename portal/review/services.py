@@ -7,9 +7,10 @@ import statistics
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import date
+from typing import Any, Callable
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, exists, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
@@ -22,7 +23,7 @@ from portal.dialogue.models import EXTERNAL, INTERNAL, Message
 from portal.reports import listing
 from portal.reports import services as reports
 from portal.reports import states as S
-from portal.reports.models import Report, ReportTally
+from portal.reports.models import GroupACountry, Report, ReportTally
 from portal.reports import clock
 from portal.reports.clock import Clocks, clocks
 
@@ -54,6 +55,8 @@ class Row:
     clocks: Clocks
     unread: int
     assignee: str | None
+    group_a: bool = False            # the destination is a Group A country on the transfer date
+    awaiting_approval: bool = False  # an inform draft awaits an approver (決裁待ち)
 
 
 @dataclass
@@ -63,6 +66,24 @@ class Queue:
     page: int
     pages: int
     counts: dict[str, int] = field(default_factory=dict)
+
+
+# Whether a case has an inform awaiting approval: the informs' to say (a sibling package this
+# one may not import), handed over when the app starts (``portal.worklists.init_app``).
+_awaiting_approval: Callable[[Any], Any] | None = None
+
+
+def mark_awaiting_approval_with(builder: Callable[[Any], Any]) -> None:
+    global _awaiting_approval
+    _awaiting_approval = builder
+    _queue_statements.cache_clear()
+
+
+def _group_a_column():
+    """Group A on the planned transfer date (today when none), as ``reports.is_group_a`` says."""
+    on = func.coalesce(Report.planned_transfer_date, bindparam("ga_today"))
+    return exists().where(GroupACountry.country == Report.destination_country, GroupACountry.listed_from <= on,
+                          or_(GroupACountry.listed_until.is_(None), GroupACountry.listed_until >= on))
 
 
 def _overdue_condition():
@@ -97,8 +118,11 @@ def _queue_statements(status: bool, technology: bool, country: bool, assignee: s
         cond.append(Report.id.in_(_unread_reports_subquery(bindparam("unread_user"))))
     where = and_(*cond)
     order = SORTS[sort] + (Report.id.desc(),)
+    # The marks ride on the page's own statement: a page costs the same statements with them.
+    marks = [_group_a_column(),
+             _awaiting_approval(Report.id) if _awaiting_approval is not None else false()]
     return (select(func.count()).select_from(Report).where(where),
-            listing.statement(where, order, unread=True))
+            listing.statement(where, order, unread=True).add_columns(*marks))
 
 
 def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: date, target_days: int) -> Queue:
@@ -132,9 +156,13 @@ def queue(session: Session, subject: Subject, user: User, f: Filters, *, today: 
         total = conn.execute(count_stmt, params).scalar_one()
     pages = max(1, -(-total // PER_PAGE))
     page = max(1, min(f.page, pages))
-    items = listing.run(conn, page_stmt, {**params, "limit": PER_PAGE, "offset": (page - 1) * PER_PAGE})
-    rows = [Row(r, clocks(r, today, target_days), r.unread, r.assignee_name) for r in items
-            if decide(subject, Action.REPORT_VIEW, r, today=today).allowed]
+    result = conn.execute(page_stmt, {**params, "ga_today": today, "limit": PER_PAGE, "offset": (page - 1) * PER_PAGE})
+    rows = []
+    for *columns, group_a, awaiting in result:
+        r = listing.ListedReport(*columns)
+        if decide(subject, Action.REPORT_VIEW, r, today=today).allowed:
+            rows.append(Row(r, clocks(r, today, target_days), r.unread, r.assignee_name, bool(group_a),
+                            bool(awaiting)))
     return Queue(rows, total, page, pages, counts)
 
 
@@ -223,3 +251,36 @@ def dashboard(session: Session, subject: Subject, *, today: date, target_days: i
                               {**params, **_overdue_params(session, today, target_days)}).scalar_one()
     return Dashboard(list(by_status), list(by_tech), [(c or "–", n) for c, n in by_country],
                      statistics.median(durations) if durations else None, len(durations), overdue)
+
+
+# ------------------------------------------------------------------ the home page's work lists
+
+WORK_LIST_LIMIT = 20
+
+
+@lru_cache(maxsize=1)
+def _work_statements():
+    visible = reports.visible_to_government()
+    mine = listing.statement(and_(visible, Report.assignee_id == bindparam("me"), Report.status.in_(S.OPEN_STATUSES)),
+                             (Report.submitted_at.asc(), Report.id.asc()))
+    late = listing.statement(and_(visible, _overdue_condition()), (Report.submitted_at.asc(), Report.id.asc()))
+    return mine, late
+
+
+def my_cases(session: Session, subject: Subject, user: User, *, today: date,
+             limit: int = WORK_LIST_LIMIT) -> list[listing.ListedReport]:
+    """The open cases assigned to ``user`` that they may see, oldest submission first."""
+    mine, _late = _work_statements()
+    params = {**reports.government_params(session, subject), "me": user.id, "limit": limit, "offset": 0}
+    return [r for r in listing.run(session.connection(), mine, params)
+            if decide(subject, Action.REPORT_VIEW, r, today=today).allowed]
+
+
+def overdue_cases(session: Session, subject: Subject, *, today: date, target_days: int,
+                  limit: int = WORK_LIST_LIMIT) -> list[listing.ListedReport]:
+    """The cases past a deadline (``clock.overdue_condition``) that the reader may see."""
+    _mine, late = _work_statements()
+    params = {**reports.government_params(session, subject), **_overdue_params(session, today, target_days),
+              "limit": limit, "offset": 0}
+    return [r for r in listing.run(session.connection(), late, params)
+            if decide(subject, Action.REPORT_VIEW, r, today=today).allowed]

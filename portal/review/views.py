@@ -15,8 +15,8 @@ from portal.auth.forms import EmptyForm
 from portal.core.guard import by_id, current_subject, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
-from portal.core.templating import jdate
 from portal.core.web import client_ip, page_arg, settings, url_template
+from portal.reports import case_forms, deadlines
 from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report
@@ -45,7 +45,7 @@ def queue():
     q = services.queue(db.session(), current_subject(), current_user, f, today=today,
                        target_days=settings().review_target_days)
     loc = str(get_locale())
-    return render_template("review/queue.html", q=q, f=f, statuses=S.status_labels(), rows=_queue_rows(q, loc),
+    return render_template("review/queue.html", q=q, f=f, statuses=S.status_labels(), rows=_queue_rows(q, loc, today),
                            technologies=catalogue.filter_options(db.session(), today, loc),
                            country_options=_country_options(loc, f.country), sorts=services.SORTS,
                            args={k: v for k, v in a.items() if k != "page"})
@@ -62,27 +62,35 @@ class QueueRow:
     destination: str
     status: str
     status_label: str
-    due: str
+    deadline: deadlines.Shown | None
+    group_a: bool
     assignee: str
     review_days: str
     days_to_transfer: str
     unread: int
 
 
-def _queue_rows(q, loc: str) -> list[QueueRow]:
+def _queue_rows(q, loc: str, today) -> list[QueueRow]:
     """The queue's cells as text, each label translated once per page (see reports.views)."""
     href = url_template("reports.show", "report_id")
     statuses = S.status_labels()
-    due = _("due %(date)s")
+    awaiting_approval = _("Awaiting approval")
+    texts = deadlines.labels()
+    target_days = settings().review_target_days
     rows = []
     for row in q.rows:
         r, c = row.report, row.clocks
+        # A case whose inform draft waits for an approver says so, not 審査中.
+        pending = row.awaiting_approval and r.status == S.UNDER_REVIEW
         rows.append(QueueRow(
             href=href(r.id), reference=r.reference or "", overdue=c.overdue, response_overdue=c.response_overdue,
             organisation=r.organisation_name, technology=r.technology_code or "",
-            destination=country_name(r.destination_country, loc), status=r.status,
-            status_label=statuses.get(r.status, r.status),
-            due=due % {"date": jdate(r.response_due, loc)} if r.response_due else "", assignee=row.assignee or "–",
+            destination=country_name(r.destination_country, loc),
+            status="awaiting_approval" if pending else r.status,
+            status_label=awaiting_approval if pending else statuses.get(r.status, r.status),
+            deadline=deadlines.shown(deadlines.next_deadline(r, today, officer=True, target_days=target_days),
+                                     loc, texts),
+            group_a=row.group_a, assignee=row.assignee or "–",
             review_days="" if c.review_days is None else str(c.review_days),
             days_to_transfer="" if c.days_to_transfer is None else str(c.days_to_transfer), unread=row.unread))
     return rows
@@ -136,7 +144,8 @@ def assign(obj: Report):
 def return_(obj: Report):
     form = ReturnForm()
     if not form.validate_on_submit():
-        raise ServiceError(_("Enter what the company must correct."), field="comment", reason="comment_missing")
+        return case_forms.show_again(obj, "report.return", ServiceError(
+            _("Enter what the company must correct."), field="comment", reason="comment_missing"), return_form=form)
     _transition(obj, "return", form.comment.data)
     flash(_("The report has been returned for correction."), "success")
     return redirect(_case(obj))
@@ -147,7 +156,8 @@ def return_(obj: Report):
 def close(obj: Report):
     form = CloseForm()
     if not form.validate_on_submit():
-        raise ServiceError(_("Enter a summary for the company."), field="summary", reason="comment_missing")
+        return case_forms.show_again(obj, "report.close", ServiceError(
+            _("Enter a summary for the company."), field="summary", reason="comment_missing"), close_form=form)
     _transition(obj, "close", form.summary.data)
     flash(_("The case has been closed without an inform."), "success")
     return redirect(_case(obj))

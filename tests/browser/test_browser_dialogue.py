@@ -46,7 +46,7 @@ def test_request_answer_close(page, browser, live_server, factory):
     rv.goto(case_url)
     assert "契約書案.pdf" in rv.content() and "審査中" in rv.content()
     rv.locator("details summary").nth(1).click()  # 確認済として終了 (close without an inform)
-    rv.fill("#summary", "管理措置を確認しました。インフォームは行いません。")
+    rv.fill("#close-summary", "管理措置を確認しました。インフォームは行いません。")
     rv.locator("[data-test=close-case]").click()
     rv.wait_for_load_state()
     assert "確認済" in rv.content()

@@ -54,6 +54,8 @@ def file_report(page, factory, *, technology="T08") -> tuple[str, object]:
     _continue(page)
     page.check("input[name=measures][value=black_boxing]")
     _continue(page)
+    page.wait_for_url("**/attachments")  # the files are a step of the filing
+    _continue(page)
     page.wait_for_url("**/check")
     return page.url, filer
 
@@ -73,8 +75,11 @@ def test_filer_files_a_report_and_a_reviewer_sees_it(page, browser, live_server,
     page.set_input_files("#file", files=[{"name": "ライセンス契約書案.pdf", "mimeType": "application/pdf",
                                           "buffer": b"%PDF-1.7\n" + b"licence terms " * 5000}])
     page.locator("[data-test=upload]").click()
-    page.wait_for_load_state()
-    assert "ライセンス契約書案.pdf" in page.content()
+    # upload.js sends it with a progress bar and shows the page the server answers with.
+    page.locator("td", has_text="ライセンス契約書案.pdf").wait_for()
+    assert page.url.endswith("/attachments") and page.locator("[data-test=upload]").is_enabled()
+    page.goto(check_url)
+    assert "ライセンス契約書案.pdf" in page.locator("[data-test=check-attachments]").inner_text()
     page.goto(check_url)
     reference = submit_checked(page)
     assert reference.startswith(f"TTR-{date.today().year}-")

@@ -29,8 +29,8 @@ def test_draft_approve_acknowledge(page, browser, live_server, app, factory, tmp
     page.locator("[data-test=take]").click()
     page.wait_for_load_state()
     page.locator("[data-test=draft-inform]").click()
-    page.fill("#reasons", "管理措置が不十分であり、技術流出の懸念が払拭されないため。")
-    page.fill("#internal_rationale", "相手方の関連会社に懸念がある。")
+    page.fill("#new-inform-reasons", "管理措置が不十分であり、技術流出の懸念が払拭されないため。")
+    page.fill("#new-inform-internal_rationale", "相手方の関連会社に懸念がある。")
     page.locator("[data-test=save-inform]").click()
     page.wait_for_load_state()
     page.locator("[data-test=send-for-approval]").click()
@@ -44,6 +44,10 @@ def test_draft_approve_acknowledge(page, browser, live_server, app, factory, tmp
     ap.goto(f"/reports/{rid}")
     ap.locator("[data-test=approve]").click()
     ap.wait_for_load_state()
+    # The confirmation page shows the notice as it will be sent; only its button issues it.
+    assert "管理措置が不十分" in ap.locator("[data-test=notice-preview]").inner_text()
+    ap.locator("[data-test=confirm-approve]").click()
+    ap.wait_for_load_state()
     assert ap.locator("[data-test=inform-issued]").count() == 1
 
     fctx = browser.new_context(base_url=live_server, locale="ja-JP", accept_downloads=True)
@@ -56,7 +60,7 @@ def test_draft_approve_acknowledge(page, browser, live_server, app, factory, tmp
         fp.locator("[data-test=notice-ja]").click()
     with open(dl.value.path(), "rb") as f:
         assert f.read(5) == b"%PDF-"
-    fp.check("#confirm")
+    fp.check("#ack-confirm")
     fp.locator("[data-test=acknowledge]").click()
     fp.wait_for_load_state()
     ap.reload()
