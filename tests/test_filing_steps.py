@@ -263,3 +263,24 @@ def test_another_organisation_cannot_delete_a_draft(app, client, filer, factory)
     assert other.get(f"/reports/{rid}/delete").status_code == 404
     assert other.post(f"/reports/{rid}/delete", data={"csrf_token": token, "confirm": "delete"}).status_code == 404
     assert _reports(app)[0] == 1
+
+
+def _offered_levels(html: str) -> set[str]:
+    select = re.search(r'<select[^>]*name="classification".*?</select>', html, re.DOTALL)
+    assert select is not None, "the upload form offers no classification"
+    return set(re.findall(r'<option value="([a-z]+)"', select.group(0)))
+
+
+@pytest.mark.parametrize("facility, cleared, offered", [
+    (True, "confidential", {"public", "restricted", "confidential"}),
+    (False, "confidential", {"public", "restricted"}),   # no facility clearance: no 秘 file
+    (True, "restricted", {"public", "restricted"}),      # above the person's clearance
+])
+def test_the_upload_form_offers_only_classifications_the_filer_may_give(app, factory, facility, cleared, offered):
+    """Issue 15 point 1: a choice offered is one the user may make; the refused one was a 403."""
+    org = factory.org(facility=facility)
+    person = factory.user("filer", org=org, level=cleared, compartments=("T01",))
+    c = app.test_client()
+    sign_in(c, person)
+    rid = new_report(c)
+    assert _offered_levels(c.get(f"/reports/{rid}/attachments").get_data(as_text=True)) == offered

@@ -10,7 +10,7 @@ import os
 import re
 import unicodedata
 from datetime import date
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from crypto import DecryptionError, Keyring, KeyringError, StreamEncryptor, decrypt_stream, new_dek
 from portal.access.levels import Level
-from portal.access.policy import Action, Subject, compartment_text, decide
+from portal.access.policy import Action, Labels, Subject, compartment_text, decide
 from portal.attachments import sniff
 from portal.attachments.blobstore import BlobStore, DirectoryBlobStore, DatabaseBlobStore, new_key
 from portal.attachments.models import Attachment
@@ -42,6 +42,7 @@ class Report(Protocol):
     status: str
     reference: str | None
     organisation_id: int
+    organisation: Any  # its facility clearance decides what a file may be classified at
 
     def case_compartments(self) -> frozenset[str]: ...
 
@@ -146,6 +147,21 @@ def clean_filename(raw: str | None) -> str:
         stem, ext = os.path.splitext(name)
         name = stem[: 200 - len(ext)] + ext
     return name or "attachment"
+
+
+def upload_levels(report: Report, *, subject: Subject, today: date) -> list[Level]:
+    """The classifications this person may give a file added to the report (the upload form
+    offers only these): each decided on the labels store_upload gives such a file."""
+    base = report.working_copy_labels()
+    facility = report.organisation.facility_clearance_valid(today)
+    allowed = []
+    for level in Level:
+        labels = Labels(org_id=report.organisation_id, classification=level.value, compartments=base.compartments,
+                        audience="company", draft=report.status == "draft", internal=False, frozen=False,
+                        audience_facility_valid=facility)
+        if decide(subject, Action.ATTACHMENT_UPLOAD, labels, today=today).allowed:
+            allowed.append(level)
+    return allowed
 
 
 def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report: Report, filename: str,

@@ -67,7 +67,8 @@ def _render(report: Report, error: str | None = None, status: int = 200):
     return render_template("attachments/index.html", report=report, attachments=files,
                            removable={a.id for a in files if check(Action.ATTACHMENT_DELETE, a).allowed},
                            may_upload=closed is None, closed_reason=closed,
-                           levels=[(l.value, LEVEL_LABELS[l]) for l in Level if l != Level.CSI],
+                           levels=[(l.value, LEVEL_LABELS[l]) for l in services.upload_levels(
+                               report, subject=current_subject(), today=today_jst()) if l != Level.CSI],
                            error=error, empty=EmptyForm(), limit=settings().max_upload_bytes,
                            editable=editable, stops=flow.stops(report.id) if in_filing else None), status
 
