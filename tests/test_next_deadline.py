@@ -49,21 +49,6 @@ def test_the_company_minds_the_transfer_and_the_officer_the_review_target():
     assert old.kind == "review_target" and old.overdue and old.on < TODAY
 
 
-@pytest.mark.parametrize("status", ["submitted", "under_review", "awaiting_response", "returned"])
-@pytest.mark.parametrize("transfer", [date(2026, 11, 20), date(2027, 3, 1)])
-@pytest.mark.parametrize("submitted", [date(2026, 9, 1), date(2026, 11, 25)])
-@pytest.mark.parametrize("due", [date(2026, 11, 30), date(2026, 12, 15)])
-def test_an_officers_deadline_is_overdue_exactly_when_the_case_is(status, transfer, submitted, due):
-    """The queue's 期限超過 filter (clocks().overdue) and the deadline drawn beside each case
-    agree: a case on the overdue list never shows a deadline without the overdue mark."""
-    from portal.reports.clock import clocks
-
-    r = row(status, transfer=transfer, submitted=submitted, due=due,
-            awaiting_since=date(2026, 11, 26) if status == "awaiting_response" else None)
-    d = deadlines.next_deadline(r, TODAY, officer=True, target_days=20)
-    assert (d is not None and d.overdue) == clocks(r, TODAY, 20).overdue, d
-
-
 def test_with_the_company_the_file_by_date_and_ended_cases_none():
     for status in ("draft", "returned"):
         d = deadlines.next_deadline(row(status, submitted=None), TODAY, officer=False, target_days=20)

@@ -42,18 +42,7 @@ class Shown:
 
 
 def next_deadline(report, today: date, *, officer: bool, target_days: int) -> Deadline | None:
-    """``report``: a ``Report`` or a list row (``listing.ListedReport``). For officers a deadline
-    is overdue exactly when the case is (``clocks(...).overdue``, the queue's overdue filter):
-    a case whose transfer date has passed shows that date, overdue, whatever else is pending."""
-    deadline = _next_deadline(report, today, officer=officer, target_days=target_days)
-    if officer and (deadline is None or not deadline.overdue):
-        transfer = report.planned_transfer_date
-        if report.status in S.OPEN_STATUSES and transfer and transfer < today:
-            return Deadline(TRANSFER, transfer, True)
-    return deadline
-
-
-def _next_deadline(report, today: date, *, officer: bool, target_days: int) -> Deadline | None:
+    """``report``: a ``Report`` or a list row (``listing.ListedReport``)."""
     status, transfer = report.status, report.planned_transfer_date
     if status in S.WITH_THE_COMPANY and not (officer and status == S.RETURNED):
         if transfer is None:
