@@ -112,7 +112,7 @@ COMMENTS = {
 
 def _attach_demo_file(session: Session, report, filer, subject, today: date) -> None:
     from portal.attachments import services as attachments
-    from portal.encryption.keyring import keyring_for
+    from portal.encryption.keyring_access import keyring_for
 
     settings = current_app.config["SETTINGS"]
     store = attachments.store_for(settings, lambda: session)
@@ -125,7 +125,6 @@ def _attach_demo_file(session: Session, report, filer, subject, today: date) -> 
         attachments.store_upload(session, keyring_for(settings.keyring_path), sink, report=report,
                                  filename="管理措置の概要.txt", classification="restricted", subject=subject,
                                  actor=filer, today=today, ip=None)
-        sink.commit()
     except Exception:
         sink.abort()
         raise

@@ -167,7 +167,8 @@ def upload_levels(report: Report, *, subject: Subject, today: date) -> list[Leve
 def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report: Report, filename: str,
                  classification: str, subject: Subject, actor, today: date, ip: str | None,
                  message=None) -> Attachment:
-    """Check what arrived and record it; the caller aborts the sink on any exception."""
+    """Check what arrived, record it and place its blob; the caller aborts the sink on any
+    exception (which removes a placed blob too)."""
     if not sink.finished or sink.size == 0:
         raise ServiceError(_("The file is empty. Choose a file with content."), field="file", reason="empty_file")
     name = clean_filename(filename)
@@ -204,6 +205,9 @@ def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report
            details={"report": report.id, "size": att.size, "kind": kind, "classification": att.classification,
                     "sha256": att.sha256})
     _release(session, sink)
+    # The blob is placed before the row that names it commits: a crash in between leaves an
+    # orphan blob (found by `portal blobs check`), never a row without its blob.
+    sink.commit()
     return att
 
 

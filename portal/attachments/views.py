@@ -22,7 +22,7 @@ from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
-from portal.encryption.keyring import current_keyring
+from portal.encryption.keyring_access import current_keyring
 from portal.observability import metrics
 from portal.reports.models import Report
 
@@ -88,9 +88,6 @@ def upload(obj: Report):
         att = services.store_upload(db.session(), current_keyring(), received.sink, report=obj,
                                     filename=received.filename, classification=received.form.get("classification", ""),
                                     subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip())
-        # The blob is committed before the row that names it: a crash in between leaves an
-        # orphan blob (found by `portal blobs check`), never a row without its blob.
-        received.sink.commit()
         after_this_request_commits(lambda: metrics.upload_stored(att.size))
     except Refused as e:
         metrics.upload_refused(e.reason)

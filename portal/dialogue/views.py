@@ -11,7 +11,7 @@ from portal.auth import principal
 from portal.access.policy import Action
 from portal.attachments import services as attachments
 from portal.attachments import web
-from portal.encryption.keyring import current_keyring
+from portal.encryption.keyring_access import current_keyring
 from portal.core.guard import by_id, can, current_subject, failed, guarded
 from portal.core.service import Refused, ServiceError
 from portal.core.templating import jdate
@@ -86,8 +86,6 @@ def post(obj: services.Channel):
             failed(e, "message.post", obj)
             form.refuse(e)
             return _case_page(report), 400
-        if received.sink is not None:
-            received.sink.commit()
     except BaseException:
         if received is not None:
             received.abort()
