@@ -249,6 +249,10 @@ def factory(app):
     return Factory(app)
 
 
+# What stands before an error message under a field on an English page (a Japanese one has ＊).
+ERROR_MARK = '<span class="visually-hidden">Error: </span>'
+
+
 def csrf_of(html: str) -> str:
     m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
         re.search(r'name="csrf_token" value="([^"]+)"', html)

@@ -11,7 +11,7 @@ from portal import db
 from portal.auth.models import Invitation, User, UserSession
 from portal.mail.models import OutboxMessage
 from portal.orgs.models import Organisation
-from tests.conftest import audit_events, csrf_of, post_form, sign_in
+from tests.conftest import ERROR_MARK, audit_events, csrf_of, post_form, sign_in
 
 LINK = re.compile(r"https?://[^/\s]+(/invitation/[A-Za-z0-9_\-]+)")
 
@@ -117,7 +117,7 @@ def test_bad_invitations_are_refused_and_recorded(app, admin_client, factory, or
     resp = invite(client, organisation_id=str(org_id), name="X", email="x@example.jp", role=role)
     assert resp.status_code == 400
     html = resp.get_data(as_text=True)
-    assert "＊" + message in html
+    assert ERROR_MARK + message in html
     assert rows(app, Invitation) == [] and rows(app, OutboxMessage) == []
     [ev] = audit_events(app, "org.member.invite")
     assert (ev.outcome, ev.reason, ev.actor_id) == ("failure", reason, admin.id)
@@ -153,7 +153,7 @@ def test_bad_role_changes_are_refused_and_recorded(app, admin_client, factory, r
     sign_in(other, reviewer)
     resp = post_form(client, f"/admin/users/{reviewer.id}/role", {"role": role}, page=f"/admin/users/{reviewer.id}")
     assert resp.status_code == 400
-    assert "＊" + message in resp.get_data(as_text=True)
+    assert ERROR_MARK + message in resp.get_data(as_text=True)
     assert role_of(app, reviewer.id) == "reviewer"
     assert sessions_of(app, reviewer.id) == 1
     [ev] = audit_events(app, "account.role.change")
@@ -199,9 +199,9 @@ def orgs(app):
     return {o.corporate_number: o for o in rows(app, Organisation)}
 
 
-CHECK_DIGIT = ("＊This is not a valid corporate number: its first digit, the check digit", "bad_corporate_number")
-LENGTH = ("＊A corporate number has 13 digits", "corporate_number_length")
-DIGITS = ("＊Enter digits only", "corporate_number_not_digits")
+CHECK_DIGIT = (ERROR_MARK + "This is not a valid corporate number: its first digit, the check digit", "bad_corporate_number")
+LENGTH = (ERROR_MARK + "A corporate number has 13 digits", "corporate_number_length")
+DIGITS = (ERROR_MARK + "Enter digits only", "corporate_number_not_digits")
 
 
 @pytest.mark.parametrize("number, expect", [("2180301018771", CHECK_DIGIT), ("1180301018772", CHECK_DIGIT),
@@ -236,7 +236,7 @@ def test_organisations_created_and_duplicates_refused(app, admin_client):
     resp = post_form(client, "/admin/organisations", {"name": "別の会社", "corporate_number": "1-180301-018771",
                                                       "address": ""})
     assert resp.status_code == 400
-    assert "＊An organisation with this corporate number already exists." in resp.get_data(as_text=True)
+    assert ERROR_MARK + "An organisation with this corporate number already exists." in resp.get_data(as_text=True)
     assert len(orgs(app)) == len(created)
     assert [(e.outcome, e.reason) for e in audit_events(app, "org.create")] == \
         [("success", None), ("success", None), ("failure", "duplicate_corporate_number")]
@@ -250,7 +250,7 @@ def test_organisation_without_name_is_refused(app, admin_client):
     resp = post_form(client, "/admin/organisations", {"name": "  ", "corporate_number": "1180301018771",
                                                       "address": ""})
     assert resp.status_code == 400
-    assert "＊Enter the organisation" in resp.get_data(as_text=True)
+    assert ERROR_MARK + "Enter the organisation" in resp.get_data(as_text=True)
     assert len(orgs(app)) == before
 
 

@@ -14,7 +14,7 @@ from portal.access.services import default_expiry
 from portal.auth.models import UserSession
 from portal.core.timeutil import today_jst
 from portal.orgs.models import Organisation
-from tests.conftest import audit_events, csrf_of, post_form, sign_in
+from tests.conftest import ERROR_MARK, audit_events, csrf_of, post_form, sign_in
 
 REASON = "適性評価の結果に基づく付与"
 
@@ -166,7 +166,7 @@ def test_bad_grant_input_is_refused_recorded_and_changes_nothing(app, officer_cl
     resp = grant(client, reviewer.id, **data)
     assert resp.status_code == 400
     html = resp.get_data(as_text=True)
-    assert "＊" + message in html and "form-group--error" in html
+    assert ERROR_MARK + message in html and "form-group--error" in html
     assert "There is a problem" in html
     assert grants(app, reviewer.id) == before
     assert sessions_of(app, reviewer.id) == 1  # nothing happened to the holder either
@@ -182,7 +182,7 @@ def test_empty_revocation_reason_is_refused_and_recorded(app, officer_client, fa
     resp = post_form(client, f"/security/clearances/{reviewer.id}/revoke", {"reason": "  "},
                      page=f"/security/clearances/{reviewer.id}")
     assert resp.status_code == 400
-    assert "＊Enter the reason for the revocation." in resp.get_data(as_text=True)
+    assert ERROR_MARK + "Enter the reason for the revocation." in resp.get_data(as_text=True)
     assert grants(app, reviewer.id) == before
     [ev] = audit_events(app, "clearance.revoke")
     assert (ev.outcome, ev.reason) == ("failure", "invalid_input")
@@ -270,7 +270,7 @@ def test_facility_clearance_set_and_refused(app, officer_client, factory):
     # End before start: refused, message, nothing changed, recorded.
     resp = post_form(client, url, {"valid_from": "2031-04-01", "valid_until": "2026-03-31"})
     assert resp.status_code == 400
-    assert "＊The end date must be on or after the start date." in resp.get_data(as_text=True)
+    assert ERROR_MARK + "The end date must be on or after the start date." in resp.get_data(as_text=True)
     assert facility(app, org.id) == (date(2026, 4, 1), date(2031, 3, 31))
     failure = audit_events(app, "org.facility_clearance.set")[-1]
     assert (failure.outcome, failure.reason) == ("failure", "end_before_start")
@@ -278,7 +278,7 @@ def test_facility_clearance_set_and_refused(app, officer_client, factory):
     # One date only: refused.
     resp = post_form(client, url, {"valid_from": "2026-04-01", "valid_until": ""})
     assert resp.status_code == 400
-    assert "＊Enter both dates" in resp.get_data(as_text=True)
+    assert ERROR_MARK + "Enter both dates" in resp.get_data(as_text=True)
     # A malformed date: refused and recorded.
     resp = post_form(client, url, {"valid_from": "2026-13-01", "valid_until": "2031-03-31"})
     assert resp.status_code == 400

@@ -64,6 +64,33 @@ def test_with_the_company_the_file_by_date_and_ended_cases_none():
     assert passed == deadlines.Deadline("transfer", date(2026, 11, 30), True)
 
 
+@pytest.mark.parametrize("officer", [False, True])
+def test_a_passed_transfer_is_said_beside_the_deadline_shown_instead(officer):
+    """A case on the overdue list only because its planned transfer passed shows why: the
+    deadline it shows (the response due date, the review target) carries the passed date."""
+    awaiting = row("awaiting_response", transfer=date(2026, 11, 30), due=date(2026, 12, 15),
+                   awaiting_since=date(2026, 11, 20))
+    d = deadlines.next_deadline(awaiting, TODAY, officer=officer, target_days=20)
+    assert (d.kind, d.on, d.overdue, d.passed_transfer) == ("response", date(2026, 12, 15), False, date(2026, 11, 30))
+    shown = deadlines.shown(d, "ja", {k: v for k, v in _texts().items()})
+    assert shown.note == "Planned transfer date 2026年11月30日 has passed"
+    if officer:
+        review = deadlines.next_deadline(row("under_review", transfer=date(2026, 11, 30), submitted=date(2026, 11, 2)),
+                                         TODAY, officer=True, target_days=20)
+        assert review.kind == "review_target" and not review.overdue and review.passed_transfer == date(2026, 11, 30)
+    # Not passed, or ended: nothing said.
+    assert deadlines.next_deadline(row("awaiting_response", due=date(2026, 12, 15), awaiting_since=date(2026, 11, 20)),
+                                   TODAY, officer=officer, target_days=20).passed_transfer is None
+    assert deadlines.next_deadline(row("closed", transfer=date(2026, 11, 30)), TODAY, officer=officer,
+                                   target_days=20) is None
+
+
+def _texts() -> dict[str, str]:
+    return {deadlines.FILE_BY: "File by %(date)s", deadlines.RESPONSE: "Respond by %(date)s",
+            deadlines.TRANSFER: "Transfer %(date)s", deadlines.REVIEW_TARGET: "Review target %(date)s",
+            deadlines.TRANSFER_PASSED: "Planned transfer date %(date)s has passed"}
+
+
 # ---------------------------------------------------------------- on the pages
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from portal import db
 from portal.auth.models import Invitation, User, UserSession
 from portal.db import utcnow
 from portal.mail.models import OutboxMessage
-from tests.conftest import audit_events, csrf_of, post_form, sign_in
+from tests.conftest import ERROR_MARK, audit_events, csrf_of, post_form, sign_in
 
 NEW_PASSWORD = "山の上の図書館で静かに読む 2026"
 LINK = re.compile(r"https?://[^/\s]+(/invitation/([A-Za-z0-9_\-]+))")
@@ -220,7 +220,7 @@ def test_malformed_email_is_refused_and_creates_nothing(app, client, factory):
         resp = invite(client, email=bad)
         assert resp.status_code == 400, bad
         html = resp.get_data(as_text=True)
-        assert "e-mail address" in html and "＊" in html and 'aria-invalid="true"' in html, bad
+        assert "e-mail address" in html and ERROR_MARK in html and 'aria-invalid="true"' in html, bad
     assert count(app, Invitation) == 0 and count(app, OutboxMessage) == 0
     refused = audit_events(app, "org.member.invite")
     assert len(refused) == 4 and {e.outcome for e in refused} == {"failure"}
@@ -265,7 +265,7 @@ def test_weak_password_is_refused_with_a_message(app, client, factory):
                                         "csrf_token": csrf_of(html)})
         assert resp.status_code in (200, 400), password
         body = resp.get_data(as_text=True)
-        assert message in body and "＊" in body, password
+        assert message in body and ERROR_MARK in body, password
     # Mismatched confirmation too.
     html = invitee.get(path).get_data(as_text=True)
     resp = invitee.post(path, data={"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD + "x",

@@ -50,7 +50,7 @@ def test_malformed_email_is_explained_beside_the_field(client):
     resp = _login(client, "not-an-email", "whatever whatever")
     body = resp.get_data(as_text=True)
     assert 'aria-invalid="true"' in body
-    assert 'id="email-error"' in body and "＊" in body
+    assert 'id="email-error"' in body and "＊" in body  # a Japanese page marks the error with ＊
 
 
 def test_session_id_changes_at_sign_in_and_sign_out_is_post_only(app, client, factory):

@@ -4,6 +4,7 @@ from datetime import date, datetime, timezone
 
 from babel.numbers import format_decimal
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from markupsafe import Markup
 
 from portal.access.levels import Level, Role
@@ -120,6 +121,14 @@ def sep() -> Markup:
     return Markup(" ・ ") if str(get_locale()) == "ja" else Markup(" · ")
 
 
+def error_mark() -> Markup:
+    """What goes before an error message under a field: ＊ on Japanese pages (DADS), a
+    visually hidden "Error:" on English ones (GOV.UK), so a screen reader says it is an error."""
+    if str(get_locale()) == "ja":
+        return Markup("＊")
+    return Markup('<span class="visually-hidden">%s </span>') % _("Error:")
+
+
 def _role_label(code):
     role = Role.parse(code)
     return role.label if role is not None else code
@@ -150,6 +159,7 @@ def init_app(app) -> None:
     app.jinja_env.filters["checkpoint_reason"] = labels.checkpoint_reason
     app.jinja_env.filters["history_comment"] = lambda c, transition: labels.history_comment(transition, c, jdate)
     app.jinja_env.filters["level_label"] = _level_label
+    app.jinja_env.globals["error_mark"] = error_mark
 
     @app.context_processor
     def _globals():

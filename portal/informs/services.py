@@ -17,8 +17,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.access.levels import Level
-from portal.access.policy import Action, Subject, decide
+from portal.access.levels import LEVEL_LABELS, Level
+from portal.access.policy import Action, Labels, Subject, compartment_set, decide
 from portal.attachments import services as blobs
 from portal.audit.trail import record
 from portal.access.policy import compartment_text
@@ -110,6 +110,7 @@ def draft(session: Session, report: Report, *, legal_basis: str, reasons: str, c
     if any(i.status in (DRAFT, PENDING, REJECTED, ISSUED) for i in for_report(session, report)):
         raise ServiceError(_("This case already has an inform in progress or issued."), reason="inform_exists")
     lb, rs, cd, ra, lvl = _check_fields(legal_basis, reasons, conditions, internal_rationale, rationale_classification)
+    _writable_level(report, None, lvl, subject, today)
     inform = Inform(report_id=report.id, legal_basis=lb, reasons=rs, conditions=cd, internal_rationale=ra,
                     rationale_classification=lvl.value, drafted_by_id=actor.id,
                     classification=report.classification, compartments=compartment_text(report.case_compartments()))
@@ -121,6 +122,29 @@ def draft(session: Session, report: Report, *, legal_basis: str, reasons: str, c
     record(session, "inform.draft", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
            case_ref=report.reference, org_id=report.organisation_id)
     return inform
+
+
+def rationale_levels(report: Report, inform: Inform | None = None, *, subject: Subject, today: date) -> list[Level]:
+    """The classifications this person may give an inform's internal rationale on this case
+    (the forms offer only these): each decided on the labels the rationale is written under."""
+    compartments = (compartment_set(inform.compartments) if inform is not None else frozenset()) \
+        or report.case_compartments()
+    return [lvl for lvl in Level
+            if decide(subject, Action.INTERNAL_NOTE_POST,
+                      Labels(org_id=report.organisation_id, classification=lvl.value, compartments=compartments,
+                             audience="government", internal=True), today=today).allowed]
+
+
+def rationale_choices(report: Report, inform: Inform | None = None, *, subject: Subject,
+                      today: date) -> list[tuple[str, str]]:
+    return [(lvl.value, LEVEL_LABELS[lvl]) for lvl in rationale_levels(report, inform, subject=subject, today=today)]
+
+
+def _writable_level(report: Report, inform: Inform | None, level: Level, subject: Subject, today: date) -> None:
+    """A level the form did not offer is refused beside its field, the typed texts kept."""
+    if level not in rationale_levels(report, inform, subject=subject, today=today):
+        raise ServiceError(_("Your clearance does not allow you to write the rationale at this classification. Choose one from the list."),
+                           field="rationale_classification", reason="clearance_level")
 
 
 def _rationale_labels(inform: Inform, classification: str | None = None):
@@ -142,6 +166,7 @@ def update(session: Session, inform: Inform, *, legal_basis: str, reasons: str, 
     if inform.drafted_by_id != actor.id:
         raise ServiceError(_("Only the drafter edits a draft."), reason="not_drafter")
     lb, rs, cd, ra, lvl = _check_fields(legal_basis, reasons, conditions, internal_rationale, rationale_classification)
+    _writable_level(inform.report, inform, lvl, subject, today)
     _ask(subject, Action.INTERNAL_NOTE_POST, _rationale_labels(inform, lvl.value), today)
     inform.legal_basis, inform.reasons, inform.conditions = lb, rs, cd
     inform.internal_rationale, inform.rationale_classification = ra, lvl.value

@@ -12,13 +12,14 @@ from portal.attachments import services as attachments
 from crypto import DecryptionError
 from portal.core.guard import audit, audited_stream, by_id, current_subject, failed, guarded
 from portal.core.security import DOWNLOAD_CSP
-from portal.core.service import ServiceError
+from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
 from portal.encryption.keyring_access import current_keyring
 from portal.informs import services
 from portal.informs.forms import AckForm, ConfirmForm, DecisionForm, InformForm, LicenceForm, RejectForm, RevokeForm
 from portal.informs.models import Inform
+from portal.reports import case_forms
 from portal.reports.models import Report
 
 bp = Blueprint("informs", __name__)
@@ -41,16 +42,30 @@ def _common():
     return dict(subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip())
 
 
-def _invalid(message: str, reason: str = "invalid_input"):
-    """A form that did not validate: the request path records it and returns to the case."""
-    return ServiceError(message, reason=reason)
+def _show_again(report: Report, event: str, key: str, form, error: ServiceError):
+    """The case page again (400) with what was typed kept and the error beside its field: the
+    form's own validation errors, or the service's refusal put on the field it names."""
+    if error.field and error.field in form._fields:
+        fld = form._fields[error.field]
+        fld.errors = [*fld.errors, error.message]
+        form._errors = None
+    return case_forms.show_again(report, event, error, **{key: form})
 
 
-def _draft_fields() -> dict:
-    """The draft's texts from the posted form (drafting and editing take the same fields)."""
+def _incomplete(message: str) -> ServiceError:
+    return ServiceError(message, reason="invalid_input")
+
+
+def _draft_form(report: Report, inform: Inform | None = None) -> InformForm:
+    """The posted draft, offering (and accepting) only the classifications this person may
+    give the rationale."""
     form = InformForm()
-    if not form.validate_on_submit():
-        raise _invalid(_("Complete the inform draft: legal basis, reasons and internal rationale."))
+    form.rationale_classification.choices = services.rationale_choices(
+        report, inform, subject=current_subject(), today=today_jst())
+    return form
+
+
+def _draft_fields(form: InformForm) -> dict:
     return {name: getattr(form, name).data for name in
             ("legal_basis", "reasons", "conditions", "internal_rationale", "rationale_classification")}
 
@@ -58,7 +73,18 @@ def _draft_fields() -> dict:
 @bp.route("/reports/<int:report_id>/informs", methods=["POST"])
 @guarded(Action.INFORM_DRAFT, load=_load_report, event="inform.draft", back=_case)
 def create(obj: Report):
-    services.draft(db.session(), obj, **_draft_fields(), **_common())
+    form = _draft_form(obj)
+    if not form.validate_on_submit():
+        return _show_again(obj, "inform.draft", "inform_draft", form,
+                           _incomplete(_("Complete the inform draft: legal basis, reasons and internal rationale.")))
+    try:
+        services.draft(db.session(), obj, **_draft_fields(form), **_common())
+    except Refused:
+        raise
+    except ServiceError as e:
+        if not e.field:
+            raise
+        return _show_again(obj, "inform.draft", "inform_draft", form, e)
     flash(_("The inform has been drafted. Send it for approval when it is ready."), "success")
     return redirect(_case(obj))
 
@@ -66,7 +92,18 @@ def create(obj: Report):
 @bp.route("/informs/<int:inform_id>/edit", methods=["POST"])
 @guarded(Action.INFORM_DRAFT, load=_load, event="inform.edit", back=_case)
 def edit(obj: Inform):
-    services.update(db.session(), obj, **_draft_fields(), **_common())
+    form, key = _draft_form(obj.report, obj), f"inform_edit_{obj.id}"
+    if not form.validate_on_submit():
+        return _show_again(obj.report, "inform.edit", key, form,
+                           _incomplete(_("Complete the inform draft: legal basis, reasons and internal rationale.")))
+    try:
+        services.update(db.session(), obj, **_draft_fields(form), **_common())
+    except Refused:
+        raise
+    except ServiceError as e:
+        if not e.field:
+            raise
+        return _show_again(obj.report, "inform.edit", key, form, e)
     flash(_("The draft has been saved."), "success")
     return redirect(_case(obj))
 
@@ -138,7 +175,8 @@ def approve(obj: Inform):
 def reject(obj: Inform):
     form = RejectForm()
     if not form.validate_on_submit():
-        abort(400)
+        return _show_again(obj.report, "inform.reject", "inform_reject", form,
+                           _incomplete(_("The reason for rejecting is too long.")))
     services.reject(db.session(), obj, comment=form.comment.data, **_common())
     flash(_("The draft has been rejected and returned to the drafter."), "success")
     return redirect(_case(obj))
@@ -147,8 +185,10 @@ def reject(obj: Inform):
 @bp.route("/informs/<int:inform_id>/acknowledge", methods=["POST"])
 @guarded(Action.INFORM_ACKNOWLEDGE, load=_load, event="inform.acknowledge", back=_case)
 def acknowledge(obj: Inform):
-    if not AckForm().validate_on_submit():
-        raise _invalid(_("Confirm that you have received the notice."))
+    form = AckForm()
+    if not form.validate_on_submit():
+        return _show_again(obj.report, "inform.acknowledge", "inform_ack", form,
+                           _incomplete(_("Confirm that you have received the notice.")))
     services.acknowledge(db.session(), obj, **_common())
     flash(_("You have acknowledged receipt of the inform."), "success")
     return redirect(_case(obj))
@@ -159,8 +199,16 @@ def acknowledge(obj: Inform):
 def licence(obj: Inform):
     form = LicenceForm()
     if not form.validate_on_submit():
-        raise _invalid(_("Enter the reference of your licence application."))
-    services.record_licence_application(db.session(), obj, form.licence_application_ref.data, **_common())
+        return _show_again(obj.report, "inform.licence_application", "inform_licence", form,
+                           _incomplete(_("Enter the reference of your licence application.")))
+    try:
+        services.record_licence_application(db.session(), obj, form.licence_application_ref.data, **_common())
+    except Refused:
+        raise
+    except ServiceError as e:
+        if not e.field:
+            raise
+        return _show_again(obj.report, "inform.licence_application", "inform_licence", form, e)
     flash(_("The licence application reference has been recorded."), "success")
     return redirect(_case(obj))
 
@@ -170,7 +218,8 @@ def licence(obj: Inform):
 def revoke(obj: Inform):
     form = RevokeForm()
     if not form.validate_on_submit():
-        raise _invalid(_("Enter the reason for the revocation."))
+        return _show_again(obj.report, "inform.revoke", "inform_revoke", form,
+                           _incomplete(_("Enter the reason for the revocation.")))
     services.revoke(db.session(), obj, reason=form.reason.data, base_url=settings().base_url, **_common())
     flash(_("The inform has been revoked and the company notified."), "success")
     return redirect(_case(obj))

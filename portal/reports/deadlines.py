@@ -12,10 +12,15 @@ different dates:
 - an ended case: none.
 
 A deadline is overdue when its date is before today (the review target: when the clock says
-the review is past its target, so a paused clock never makes it late)."""
+the review is past its target, so a paused clock never makes it late).
+
+A planned transfer date that has passed while the case is open is never hidden behind the
+deadline shown instead (the response due date, the review target): the deadline carries
+``passed_transfer`` and every page says it beside the date. That is also why such a case is on
+the officers' overdue list (``clock.overdue_condition``), so the list and the tag agree."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from flask_babel import gettext as _
@@ -24,6 +29,7 @@ from portal.reports import states as S
 from portal.reports.clock import clocks, file_by
 
 FILE_BY, RESPONSE, TRANSFER, REVIEW_TARGET = "file_by", "response", "transfer", "review_target"
+TRANSFER_PASSED = "transfer_passed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,7 @@ class Deadline:
     kind: str
     on: date
     overdue: bool
+    passed_transfer: date | None = None  # a planned transfer date already passed, see above
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +46,20 @@ class Shown:
     kind: str
     text: str
     overdue: bool
+    note: str = ""  # the planned transfer date that has passed, when another date is shown
 
 
 def next_deadline(report, today: date, *, officer: bool, target_days: int) -> Deadline | None:
     """``report``: a ``Report`` or a list row (``listing.ListedReport``)."""
+    d = _next(report, today, officer=officer, target_days=target_days)
+    transfer = report.planned_transfer_date
+    if d is not None and d.kind != TRANSFER and report.status in S.OPEN_STATUSES \
+            and transfer is not None and transfer < today:
+        return replace(d, passed_transfer=transfer)
+    return d
+
+
+def _next(report, today: date, *, officer: bool, target_days: int) -> Deadline | None:
     status, transfer = report.status, report.planned_transfer_date
     if status in S.WITH_THE_COMPANY and not (officer and status == S.RETURNED):
         if transfer is None:
@@ -63,7 +80,8 @@ def next_deadline(report, today: date, *, officer: bool, target_days: int) -> De
 def labels() -> dict[str, str]:
     """The deadline texts in the request's language (a list translates them once per page)."""
     return {FILE_BY: _("File by %(date)s"), RESPONSE: _("Respond by %(date)s"),
-            TRANSFER: _("Transfer %(date)s"), REVIEW_TARGET: _("Review target %(date)s")}
+            TRANSFER: _("Transfer %(date)s"), REVIEW_TARGET: _("Review target %(date)s"),
+            TRANSFER_PASSED: _("Planned transfer date %(date)s has passed")}
 
 
 def shown(deadline: Deadline | None, loc: str, texts: dict[str, str] | None = None) -> Shown | None:
@@ -72,4 +90,6 @@ def shown(deadline: Deadline | None, loc: str, texts: dict[str, str] | None = No
     if deadline is None:
         return None
     texts = texts or labels()
-    return Shown(deadline.kind, texts[deadline.kind] % {"date": jdate(deadline.on, loc)}, deadline.overdue)
+    passed = deadline.passed_transfer
+    note = texts[TRANSFER_PASSED] % {"date": jdate(passed, loc)} if passed is not None else ""
+    return Shown(deadline.kind, texts[deadline.kind] % {"date": jdate(deadline.on, loc)}, deadline.overdue, note)

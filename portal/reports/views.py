@@ -269,10 +269,9 @@ def show(obj: Report):
     from portal.review.forms import AssignForm, CloseForm, ReturnForm
 
     kept = case_forms.kept_forms()  # a form refused for what it holds, shown again with its errors
-    from portal.access.levels import LEVEL_LABELS, Level
 
     return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest),
-                           channels=channels, is_worker=is_worker, informs=informs, inform_forms=_inform_forms(obj, informs),
+                           channels=channels, is_worker=is_worker, informs=informs, inform_forms=_inform_forms(obj, informs, kept),
                            can_draft_inform=services.decide(subject, Action.INFORM_DRAFT, obj, today=today).allowed,
                            clocks=clocks(obj, today, settings().review_target_days),
                            review_target_days=settings().review_target_days,
@@ -299,22 +298,42 @@ def show(obj: Report):
                            can_delete=drafts.deletable(obj) and can(Action.REPORT_DELETE, obj))
 
 
-def _inform_forms(report: Report, informs) -> dict:
+def _inform_forms(report: Report, informs, kept: dict) -> dict:
     """Forms for the inform section; a draft's edit form only for its drafter, who can read
     its rationale (the form carries it). Each form has ids of its own: the page shows several
-    (the reject, return and withdraw comments), and a label must point at its own field."""
+    (the reject, return and withdraw comments), and a label must point at its own field. A
+    form refused for what it held comes back from ``kept`` with the typed text and its errors."""
+    from portal.informs import services as informs_service
     from portal.informs.forms import AckForm, DecisionForm, InformForm, LicenceForm, RejectForm, RevokeForm
 
-    # The rationale is about this case: it starts at the case's level, never at 公開.
-    draft = _unique_ids(InformForm(formdata=None, data={"rationale_classification": report.classification}),
-                        "new-inform")
-    return {"draft": draft, "decision": DecisionForm(), "reject": _unique_ids(RejectForm(formdata=None), "reject"),
-            "ack": _unique_ids(AckForm(), "ack"), "licence": _unique_ids(LicenceForm(), "licence"),
-            "revoke": _unique_ids(RevokeForm(), "revoke"),
-            "edit": {v.inform.id: _unique_ids(InformForm(obj=v.inform, formdata=None), f"inform-{v.inform.id}-edit")
-                     for v in informs
-                     if v.inform.status in ("draft", "rejected") and v.rationale is not None
-                     and v.inform.drafted_by_id == current_user.id}}
+    subject, today = current_subject(), today_jst()
+
+    def offered(form, inform=None):
+        # Only the classifications this person may give the rationale; the default is the
+        # case's level (the rationale is about this case, never 公開 by accident) or the
+        # highest offered below it.
+        form.rationale_classification.choices = informs_service.rationale_choices(
+            report, inform, subject=subject, today=today)
+        values = [v for v, _label in form.rationale_classification.choices]
+        if form.rationale_classification.data not in values and values:
+            below = [v for v in values if Level(v) <= Level(report.classification)]
+            form.rationale_classification.data = (below or values)[-1]
+        return form
+
+    draft = offered(kept.get("inform_draft") or InformForm(formdata=None, data={
+        "rationale_classification": report.classification}))
+    edit = {}
+    for v in informs:
+        if v.inform.status in ("draft", "rejected") and v.rationale is not None \
+                and v.inform.drafted_by_id == current_user.id:
+            form = kept.get(f"inform_edit_{v.inform.id}") or InformForm(obj=v.inform, formdata=None)
+            edit[v.inform.id] = _unique_ids(offered(form, v.inform), f"inform-{v.inform.id}-edit")
+    return {"draft": _unique_ids(draft, "new-inform"), "decision": DecisionForm(),
+            "reject": _unique_ids(kept.get("inform_reject") or RejectForm(formdata=None), "reject"),
+            "ack": _unique_ids(kept.get("inform_ack") or AckForm(formdata=None), "ack"),
+            "licence": _unique_ids(kept.get("inform_licence") or LicenceForm(formdata=None), "licence"),
+            "revoke": _unique_ids(kept.get("inform_revoke") or RevokeForm(formdata=None), "revoke"),
+            "edit": edit}
 
 
 def _unique_ids(form, prefix: str):

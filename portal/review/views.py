@@ -13,7 +13,7 @@ from portal.catalogue import services as catalogue
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
 from portal.core.guard import by_id, current_subject, guarded
-from portal.core.service import ServiceError
+from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, page_arg, settings, url_template
 from portal.reports import case_forms, deadlines
@@ -132,9 +132,19 @@ def take(obj: Report):
 def assign(obj: Report):
     form = AssignForm()
     if not form.validate_on_submit():
-        raise ServiceError(_("Choose a reviewer."), field="assignee", reason="invalid_input")
-    services.assign(db.session(), obj, form.assignee.data, subject=current_subject(), actor=current_user,
-                    today=today_jst(), ip=client_ip(), base_url=settings().base_url)
+        return case_forms.show_again(obj, "report.assign", ServiceError(
+            _("Choose a reviewer."), field="assignee", reason="invalid_input"), assign_form=form)
+    try:
+        services.assign(db.session(), obj, form.assignee.data, subject=current_subject(), actor=current_user,
+                        today=today_jst(), ip=client_ip(), base_url=settings().base_url)
+    except Refused:
+        raise
+    except ServiceError as e:
+        if e.field != "assignee":
+            raise
+        form.assignee.errors = [*form.assignee.errors, e.message]
+        form._errors = None
+        return case_forms.show_again(obj, "report.assign", e, assign_form=form)
     flash(_("The case has been assigned."), "success")
     return redirect(_case(obj))
 

@@ -128,10 +128,13 @@ def test_case_workers_see_their_cases_overdue_and_group_a(world, page):
     assert my_cases.locator("[data-kind=review_target]").count() >= 1  # the officer's review target
     overdue = page.locator("[data-test=work-list-overdue]")
     assert overdue.locator("[data-test=work-item]").count() == 1
+    # Why it is on the list is said beside its deadline: the planned transfer has passed.
+    assert overdue.locator("[data-test=transfer-passed]").count() == 1
     overdue.locator("[data-test=work-item] a").click()
     page.wait_for_url(f"**/reports/{late}")
-    # Point 4: the officer sees the review target on the case page.
+    # Point 4: the officer sees the review target on the case page, and the passed transfer.
     assert page.locator("[data-test=next-deadline] [data-test=deadline]").get_attribute("data-kind") == "review_target"
+    assert page.locator("[data-test=next-deadline] [data-test=transfer-passed]").count() == 1
     # Point 2: a request due on a closed day (1 January) moves to the next open day, and says so.
     page.fill("#body-external", "契約書案を提出してください。")
     page.check("#request-external")
@@ -141,6 +144,7 @@ def test_case_workers_see_their_cases_overdue_and_group_a(world, page):
     assert "1月1日" in page.locator(".notice--warning", has_text="1月1日").first.inner_text()
     assert ja("Awaiting response") in page.content()
     assert page.locator("[data-test=next-deadline] [data-test=deadline]").get_attribute("data-kind") == "response"
+    assert page.locator("[data-test=next-deadline] [data-test=transfer-passed]").count() == 1  # still said
     page.get_by_role("navigation").get_by_role("link", name=ja("Review queue")).click()
     page.wait_for_url("**/review/queue*")
     rows = page.locator("tbody tr")
