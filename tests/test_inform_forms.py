@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import audit_events, csrf_of, ja
 from tests.test_display_words import switch
-from tests.test_informs import DRAFT, _inform, case, draft_and_send, post  # noqa: F401  (fixture)
+from tests.inform_helpers import make_case
+from tests.test_informs import DRAFT, _inform, draft_and_send, post
+
+
+@pytest.fixture
+def case(app, factory, tmp_path):
+    return make_case(app, factory, tmp_path)
 
 
 def _options(html: str, select_id: str) -> list[str]:
-    m = re.search(rf'<select[^>]*id="{select_id}"[^>]*>(.*?)</select>', html, re.S)
+    m = re.search(rf'<select[^>]*id="{select_id}"[^>]*>(.*?)</select>', html, re.DOTALL)
     assert m, select_id
     return re.findall(r'<option[^>]*value="([^"]*)"', m.group(1))
 
 
 def _error_beside(html: str, field_id: str) -> str:
-    m = re.search(rf'<p class="form-error" id="{field_id}-error">(.*?)</p>', html, re.S)
+    m = re.search(rf'<p class="form-error" id="{field_id}-error">(.*?)</p>', html, re.DOTALL)
     assert m, f"no error beside {field_id}"
     return m.group(1)
 

@@ -9,29 +9,14 @@ import sqlalchemy as sa
 
 from portal.core.timeutil import today_jst
 from tests.conftest import audit_events, csrf_of, sign_in
-from tests.inform_helpers import approve
-from tests.reports_helpers import fill_all, new_report, submit
+from tests.inform_helpers import approve, make_case
 
 pytest.importorskip("portal.informs.notice")
 
 
 @pytest.fixture
 def case(app, factory, tmp_path):
-    s = app.config["SETTINGS"]
-    s.blob_store, s.blob_dir = "directory", tmp_path / "blobs"
-    org = factory.org("株式会社インフォーム", facility=True)
-    filer = factory.user("filer", org=org, compartments=("T01",))
-    reviewer = factory.user("reviewer", compartments=("T01",))
-    approver = factory.user("approver", compartments=("T01",))
-    clients = {name: app.test_client() for name in ("filer", "reviewer", "approver")}
-    for name, user in (("filer", filer), ("reviewer", reviewer), ("approver", approver)):
-        sign_in(clients[name], user)
-    rid = new_report(clients["filer"])
-    fill_all(clients["filer"], rid)
-    submit(clients["filer"], rid)
-    page = clients["reviewer"].get(f"/reports/{rid}").get_data(as_text=True)
-    clients["reviewer"].post(f"/review/cases/{rid}/take", data={"csrf_token": csrf_of(page)})
-    return {"rid": rid, "u_filer": filer, "u_reviewer": reviewer, "u_approver": approver, **clients}
+    return make_case(app, factory, tmp_path)
 
 
 def post(client, rid, url, data=None):
