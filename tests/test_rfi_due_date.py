@@ -142,6 +142,16 @@ def test_a_request_waits_for_the_company_and_stops_the_clock(app, case):
     assert _messages(app, rid) == [(True, due)]
     actions = [e.action for e in audit_events(app) if e.action.startswith("report.")]
     assert actions[-2:] == ["report.take", "report.request_info"]
+    # The history keeps the due date itself, and each reader reads it in their own words.
+    from portal import db
+    from portal.reports.models import ReportEvent
+
+    with app.app_context():
+        comments = db.session().execute(sa.select(ReportEvent.comment).where(
+            ReportEvent.report_id == rid, ReportEvent.transition == "request_info")).scalars().all()
+    assert comments == [due.isoformat()]
+    history = fc.get(f"/reports/{rid}").get_data(as_text=True)
+    assert f"{due.year}年{due.month}月{due.day}日" in history and due.isoformat() not in history
     from portal.reports.clock import clocks
 
     assert clocks(r, today + timedelta(days=30), 20).response_overdue is (due < today + timedelta(days=30))

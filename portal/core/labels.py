@@ -189,8 +189,8 @@ def checkpoint_reason(code: str | None) -> str:
 
 def history_comment(transition: str, comment: str | None, format_date) -> str | None:
     """The comment under a case-history entry. A request for information records its due
-    date in a sentence written in the requester's language (older rows hold it that way too):
-    the reader gets that date in their own words instead."""
+    date (ISO; older rows hold it in a sentence in the requester's language): the reader gets
+    that date in their own words instead."""
     if not comment or transition != "request_info" or len(comment) > 80:
         return comment
     m = _ISO_DAY.search(comment)

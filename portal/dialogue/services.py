@@ -173,7 +173,8 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
             reports.transition(session, report, "take", subject=subject, actor=actor, today=today, ip=ip,
                                base_url=base_url)
         reports.transition(session, report, "request_info", subject=subject, actor=actor, today=today, ip=ip,
-                           comment=_("Request for information (due %(date)s)", date=due.isoformat()), due=due,
+                           # The history keeps the date itself; each reader sees it in their own words.
+                           comment=due.isoformat(), due=due,
                            base_url=base_url)
         moved = True
     elif is_company and report.status == S.AWAITING:
