@@ -6,12 +6,18 @@ PORT   ?= 5000
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export PORTAL_DEMO ?= 1
 
-.PHONY: run lint test test-sqlite test-postgres fuzz setup screenshots translations translations-update clean
+.PHONY: run lint test test-sqlite test-postgres fuzz setup screenshots translations translations-update clean \
+        lock lock-upgrade sbom licences
 
-$(BIN)/portal: pyproject.toml
+# Installed from the lock (deps/test.txt: runtime, test and build packages, each with its
+# hashes), never from pyproject.toml's ranges: a fresh machine gets exactly the tested set, and a
+# package whose bytes differ from the lock is refused. The project itself is built without
+# isolation so that setuptools, too, comes from the lock.
+LOCK := deps/test.txt
+$(BIN)/portal: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 setup: $(BIN)/portal translations
@@ -75,6 +81,31 @@ fuzz: setup
 	PORTAL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PORTAL_TEST_DATABASE=sqlite $(BIN)/pytest -n 2 -q tests/test_fuzz_routes.py || status=1; \
 	PORTAL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q tests/test_fuzz_routes.py || status=1; \
 	exit $$status
+
+# The locks are made from pyproject.toml by uv (pinned here; it is a tool, not shipped).
+# `make lock` after adding or changing a dependency in pyproject.toml keeps every other pin;
+# `make lock-upgrade` takes the newest releases the ranges allow, on purpose, then run
+# `make test` (tests/test_dependencies.py says when the calendar or a licence changed).
+UV_VERSION := 0.13.9
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+             --python-platform x86_64-manylinux_2_28 $(UV_FLAGS)
+lock: setup
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(UV_COMPILE) pyproject.toml -o deps/runtime.txt
+	$(UV_COMPILE) deps/build.in -o deps/build.txt
+	$(UV_COMPILE) pyproject.toml deps/build.in --extra test -c deps/runtime.txt -o deps/test.txt
+	$(MAKE) --no-print-directory setup licences
+
+lock-upgrade: UV_FLAGS := --upgrade
+lock-upgrade: lock
+
+# The SBOM of a production install (CycloneDX JSON) in dist/sbom.cdx.json.
+sbom: setup
+	$(BIN)/python deps/sbom.py --output dist/sbom.cdx.json
+
+# The licence inventory deps/LICENCES.json; fails if a licence is missing or not allowed.
+licences: setup
+	$(BIN)/python deps/inventory.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache
