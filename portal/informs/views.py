@@ -65,26 +65,32 @@ def _draft_form(report: Report, inform: Inform | None = None) -> InformForm:
     return form
 
 
-def _draft_fields(form: InformForm) -> dict:
-    return {name: getattr(form, name).data for name in
-            ("legal_basis", "reasons", "conditions", "internal_rationale", "rationale_classification")}
-
-
-@bp.route("/reports/<int:report_id>/informs", methods=["POST"])
-@guarded(Action.INFORM_DRAFT, load=_load_report, event="inform.draft", back=_case)
-def create(obj: Report):
-    form = _draft_form(obj)
+def _save_draft(report: Report, inform: Inform | None, event: str, key: str, save):
+    """Drafting and editing take the same fields: ``save`` gets them once the form is
+    complete. Returns the case page again when the form or the service refused what it holds."""
+    form = _draft_form(report, inform)
     if not form.validate_on_submit():
-        return _show_again(obj, "inform.draft", "inform_draft", form,
+        return _show_again(report, event, key, form,
                            _incomplete(_("Complete the inform draft: legal basis, reasons and internal rationale.")))
     try:
-        services.draft(db.session(), obj, **_draft_fields(form), **_common())
+        save({name: getattr(form, name).data for name in
+              ("legal_basis", "reasons", "conditions", "internal_rationale", "rationale_classification")})
     except Refused:
         raise
     except ServiceError as e:
         if not e.field:
             raise
-        return _show_again(obj, "inform.draft", "inform_draft", form, e)
+        return _show_again(report, event, key, form, e)
+    return None
+
+
+@bp.route("/reports/<int:report_id>/informs", methods=["POST"])
+@guarded(Action.INFORM_DRAFT, load=_load_report, event="inform.draft", back=_case)
+def create(obj: Report):
+    refused = _save_draft(obj, None, "inform.draft", "inform_draft",
+                          lambda fields: services.draft(db.session(), obj, **fields, **_common()))
+    if refused is not None:
+        return refused
     flash(_("The inform has been drafted. Send it for approval when it is ready."), "success")
     return redirect(_case(obj))
 
@@ -92,18 +98,10 @@ def create(obj: Report):
 @bp.route("/informs/<int:inform_id>/edit", methods=["POST"])
 @guarded(Action.INFORM_DRAFT, load=_load, event="inform.edit", back=_case)
 def edit(obj: Inform):
-    form, key = _draft_form(obj.report, obj), f"inform_edit_{obj.id}"
-    if not form.validate_on_submit():
-        return _show_again(obj.report, "inform.edit", key, form,
-                           _incomplete(_("Complete the inform draft: legal basis, reasons and internal rationale.")))
-    try:
-        services.update(db.session(), obj, **_draft_fields(form), **_common())
-    except Refused:
-        raise
-    except ServiceError as e:
-        if not e.field:
-            raise
-        return _show_again(obj.report, "inform.edit", key, form, e)
+    refused = _save_draft(obj.report, obj, "inform.edit", f"inform_edit_{obj.id}",
+                          lambda fields: services.update(db.session(), obj, **fields, **_common()))
+    if refused is not None:
+        return refused
     flash(_("The draft has been saved."), "success")
     return redirect(_case(obj))
 
