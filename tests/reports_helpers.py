@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from tests.conftest import csrf_of
+from tests.conftest import csrf_of, sign_in
 
 GOOD = {
     "contact": {"contact_name": "山田 太郎", "contact_email": "taro@example.jp", "contact_phone": "０３−１２３４−５６７８"},
@@ -50,3 +50,34 @@ def submit(client, report_id: int):
     page = client.get(f"/reports/{report_id}/check")
     return client.post(f"/reports/{report_id}/check",
                        data={"attest": "y", "csrf_token": csrf_of(page.get_data(as_text=True))})
+
+
+def submitted_case(app, factory, *, org_name: str | None = None, facility: bool = True,
+                   filer_level: str = "confidential", reviewer_level: str = "confidential",
+                   take: bool = False) -> dict:
+    """A submitted T01 report, its filer and a reviewer, both signed in (the reviewer has
+    taken the case when ``take``)."""
+    org = factory.org(org_name, facility=facility)
+    filer = factory.user("filer", org=org, level=filer_level, compartments=("T01",))
+    reviewer = factory.user("reviewer", compartments=("T01",), level=reviewer_level)
+    fc, rc = app.test_client(), app.test_client()
+    sign_in(fc, filer)
+    sign_in(rc, reviewer)
+    rid = new_report(fc)
+    fill_all(fc, rid)
+    submit(fc, rid)
+    if take:
+        page = rc.get(f"/reports/{rid}").get_data(as_text=True)
+        assert rc.post(f"/review/cases/{rid}/take", data={"csrf_token": csrf_of(page)}).status_code == 302
+    return {"rid": rid, "filer": filer, "reviewer": reviewer, "fc": fc, "rc": rc, "org": org}
+
+
+def report_row(app, rid: int):
+    """The report as stored now, detached from the session (read between requests)."""
+    from portal import db
+    from portal.reports.models import Report
+
+    with app.app_context():
+        r = db.session().get(Report, rid)
+        db.session().expunge_all()
+        return r

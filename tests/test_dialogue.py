@@ -10,32 +10,13 @@ import sqlalchemy as sa
 
 from portal.core.timeutil import today_jst
 from tests.conftest import audit_events, csrf_of, sign_in
-from tests.reports_helpers import fill_all, new_report, submit
+from tests.reports_helpers import report_row, submitted_case
 
 
 @pytest.fixture
 def case(app, factory):
-    """A submitted T01 report, its filer and a reviewer, both signed in."""
-    org = factory.org("株式会社対話", facility=True)
-    filer = factory.user("filer", org=org, compartments=("T01",))
-    reviewer = factory.user("reviewer", compartments=("T01",), level="csi")
-    fc, rc = app.test_client(), app.test_client()
-    sign_in(fc, filer)
-    sign_in(rc, reviewer)
-    rid = new_report(fc)
-    fill_all(fc, rid)
-    submit(fc, rid)
-    return {"rid": rid, "filer": filer, "reviewer": reviewer, "fc": fc, "rc": rc, "org": org}
-
-
-def _report(app, rid):
-    from portal import db
-    from portal.reports.models import Report
-
-    with app.app_context():
-        r = db.session().get(Report, rid)
-        db.session().expunge_all()
-        return r
+    """A submitted T01 report, its filer and a reviewer cleared to 重要経済安保情報, both signed in."""
+    return submitted_case(app, factory, org_name="株式会社対話", reviewer_level="csi")
 
 
 def _messages(app, rid):
@@ -64,11 +45,11 @@ def test_request_answer_close(app, case):
     rid, fc, rc = case["rid"], case["fc"], case["rc"]
     page = rc.get(f"/reports/{rid}").get_data(as_text=True)
     rc.post(f"/review/cases/{rid}/take", data={"csrf_token": csrf_of(page)})
-    assert _report(app, rid).status == "under_review"
+    assert report_row(app, rid).status == "under_review"
     due = today_jst() + timedelta(days=14)
     resp = send(rc, rid, "external", "出資比率の根拠資料を提出してください。", due=due)
     assert resp.status_code == 302
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "awaiting_response" and r.response_due == due and r.awaiting_since == today_jst()
     # The company is told, without the content.
     from portal import db
@@ -84,7 +65,7 @@ def test_request_answer_close(app, case):
     resp = send(fc, rid, "external", "株主名簿を添付します。", reply_to=_first_id(app, rid),
                 file=(io.BytesIO(b"%PDF-1.4\nshareholders"), "株主名簿.pdf"))
     assert resp.status_code == 302
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "under_review" and r.awaiting_since is None and r.response_due is None
     queue = rc.get("/review/queue").get_data(as_text=True)
     assert 'data-test="unread"' in queue
@@ -93,7 +74,7 @@ def test_request_answer_close(app, case):
     assert 'data-test="unread"' not in rc.get("/review/queue").get_data(as_text=True)  # read now
     page = rc.get(f"/reports/{rid}").get_data(as_text=True)
     rc.post(f"/review/cases/{rid}/close", data={"summary": "管理措置を確認しました。", "csrf_token": csrf_of(page)})
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "closed" and r.closed_at is not None
     assert "管理措置を確認しました。" in fc.get(f"/reports/{rid}").get_data(as_text=True)
     actions = [e.action for e in audit_events(app) if e.action.startswith("report.") or e.action == "message.post"]
@@ -126,26 +107,19 @@ def test_internal_notes_are_never_shown_to_the_company(app, case):
 ])
 def test_refused_messages_change_nothing(app, case, who, channel, kwargs, status, reason):
     rid = case["rid"]
-    before = _report(app, rid).status
+    before = report_row(app, rid).status
     resp = send(case[who], rid, channel, "本文", **kwargs)
     assert resp.status_code == status
     assert _messages(app, rid) == []
-    assert _report(app, rid).status == before
+    assert report_row(app, rid).status == before
     # Refused at the route (before the body is read) or by the service on the message's labels.
     events = [e for e in audit_events(app) if e.action in ("message.post", "access.denied")]
     assert events and events[-1].reason == reason and events[-1].outcome in ("denied", "failure")
 
 
 def test_confidential_message_to_a_company_without_facility_clearance_is_refused(app, factory):
-    org = factory.org(facility=False)
-    filer = factory.user("filer", org=org, compartments=("T01",))
-    reviewer = factory.user("reviewer", compartments=("T01",))
-    fc, rc = app.test_client(), app.test_client()
-    sign_in(fc, filer)
-    sign_in(rc, reviewer)
-    rid = new_report(fc)
-    fill_all(fc, rid)
-    submit(fc, rid)
+    c = submitted_case(app, factory, facility=False)
+    rid, rc = c["rid"], c["rc"]
     send(rc, rid, "external", "秘の内容", classification="confidential")
     assert _messages(app, rid) == []
     assert audit_events(app, "message.post")[-1].reason == "write_down"
@@ -172,7 +146,7 @@ def test_review_clock_stops_while_awaiting_the_company(app, case):
     from portal.reports.clock import clocks
     from portal.db import utcnow
 
-    r = _report(app, case["rid"])
+    r = report_row(app, case["rid"])
     r.submitted_at = utcnow() - timedelta(days=28)
     r.status = "awaiting_response"
     r.awaiting_since = today_jst() - timedelta(days=14)
@@ -194,19 +168,19 @@ def test_approver_assigns_and_the_assignee_is_notified(app, case, factory):
     page = ac.get(f"/reports/{rid}").get_data(as_text=True)
     assert "assignee" in page
     ac.post(f"/review/cases/{rid}/assign", data={"assignee": case["reviewer"].id, "csrf_token": csrf_of(page)})
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.assignee_id == case["reviewer"].id and r.status == "under_review"
     assert 'data-test="notification-count"' in case["rc"].get("/review/queue").get_data(as_text=True)
     # A reviewer cannot assign.
     page = case["rc"].get(f"/reports/{rid}").get_data(as_text=True)
     resp = case["rc"].post(f"/review/cases/{rid}/assign", data={"assignee": approver.id, "csrf_token": csrf_of(page)})
-    assert resp.status_code == 403 and _report(app, rid).assignee_id == case["reviewer"].id
+    assert resp.status_code == 403 and report_row(app, rid).assignee_id == case["reviewer"].id
 
 
 def test_queue_filters(app, case):
     rc = case["rc"]
     rid = case["rid"]
-    ref = _report(app, rid).reference
+    ref = report_row(app, rid).reference
     assert ref in rc.get("/review/queue?status=submitted").get_data(as_text=True)
     assert ref not in rc.get("/review/queue?status=closed").get_data(as_text=True)
     filtered = rc.get("/review/queue?country=VN&technology=T01").get_data(as_text=True)

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import audit_events, csrf_of, sign_in
-from tests.reports_helpers import fill_all, good_values, new_report, post_step, submit
+from tests.reports_helpers import fill_all, good_values, new_report, post_step, report_row, submit, submitted_case
 
 
 def _options(html: str, name: str) -> set[str]:
@@ -19,16 +19,6 @@ def _options(html: str, name: str) -> set[str]:
 
 def _radios(html: str, name: str) -> set[str]:
     return set(re.findall(rf'<input[^>]*name="{name}"[^>]*type="radio"[^>]*value="([^"]*)"', html))
-
-
-def _report(app, rid):
-    from portal import db
-    from portal.reports.models import Report
-
-    with app.app_context():
-        r = db.session().get(Report, rid)
-        db.session().expunge_all()
-        return r
 
 
 def _in_force(app) -> set[str]:
@@ -70,7 +60,7 @@ def test_a_posted_technology_outside_the_clearance_is_refused_beside_the_field(a
     assert 'id="technology-error"' in html and 'aria-invalid="true"' in html
     assert "手で作った送信：焼成条件" in html  # what was typed is still in the form
     assert 'class="error-summary"' in html
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.technology_id is None and "T06" not in r.draft
     # The draft stays the author's: in the list and open.
     assert f"/reports/{rid}" in t01_filer.get("/reports").get_data(as_text=True)
@@ -93,7 +83,7 @@ def test_a_returned_report_offers_only_technologies_that_keep_it_readable(app, f
     rc.post(f"/review/cases/{rid}/take", data={"csrf_token": csrf_of(page)})
     page = rc.get(f"/reports/{rid}").get_data(as_text=True)
     assert rc.post(f"/review/cases/{rid}/return", data={"comment": "技術を確認", "csrf_token": csrf_of(page)}).status_code == 302
-    assert _report(app, rid).status == "returned"
+    assert report_row(app, rid).status == "returned"
     html = client.get(f"/reports/{rid}/edit/technology").get_data(as_text=True)
     assert _options(html, "technology") == {"T01", "T08"}
     resp = post_step(client, rid, "technology", {**good_values("technology"), "technology": "T06"})
@@ -115,7 +105,7 @@ def test_no_facility_clearance_no_confidential_on_offer(app, factory, client):
                                                   "description": "秘にしたい説明文"})
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400 and 'id="classification-error"' in html and "秘にしたい説明文" in html
-    assert _report(app, rid).classification == "restricted"
+    assert report_row(app, rid).classification == "restricted"
     assert f"/reports/{rid}" in client.get("/reports").get_data(as_text=True)
 
 
@@ -137,7 +127,7 @@ def test_a_draft_never_starts_above_its_authors_clearance(app, factory, client):
     filer = factory.user("filer", org=org, level="public", compartments=("T01",))
     sign_in(client, filer)
     rid = new_report(client)
-    assert _report(app, rid).classification == "public"
+    assert report_row(app, rid).classification == "public"
     html = client.get(f"/reports/{rid}/edit/technology")
     assert html.status_code == 200
     assert _radios(html.get_data(as_text=True), "classification") == {"public"}
@@ -149,18 +139,9 @@ def test_a_draft_never_starts_above_its_authors_clearance(app, factory, client):
 
 def _case(app, factory, *, facility=True, filer_level="confidential", reviewer_level="csi"):
     """A submitted T01 report taken by a reviewer; both signed in."""
-    org = factory.org(facility=facility)
-    filer = factory.user("filer", org=org, level=filer_level, compartments=("T01",))
-    reviewer = factory.user("reviewer", compartments=("T01",), level=reviewer_level)
-    fc, rc = app.test_client(), app.test_client()
-    sign_in(fc, filer)
-    sign_in(rc, reviewer)
-    rid = new_report(fc)
-    fill_all(fc, rid)
-    submit(fc, rid)
-    page = rc.get(f"/reports/{rid}").get_data(as_text=True)
-    rc.post(f"/review/cases/{rid}/take", data={"csrf_token": csrf_of(page)})
-    return rid, fc, rc
+    c = submitted_case(app, factory, facility=facility, filer_level=filer_level, reviewer_level=reviewer_level,
+                       take=True)
+    return c["rid"], c["fc"], c["rc"]
 
 
 def _send(client, rid, channel, data):

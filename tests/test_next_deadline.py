@@ -14,8 +14,8 @@ from portal.calendar import add_business_days
 from portal.core.timeutil import today_jst
 from portal.reports import deadlines
 from portal.reports.clock import file_by
-from tests.conftest import csrf_of, ja, sign_in
-from tests.reports_helpers import fill_all, new_report, submit
+from tests.conftest import ja
+from tests.reports_helpers import submitted_case
 from tests.test_dialogue import send
 
 TODAY = date(2026, 12, 1)  # a Tuesday
@@ -95,18 +95,7 @@ def _texts() -> dict[str, str]:
 
 @pytest.fixture
 def case(app, factory):
-    org = factory.org("株式会社デッドライン", facility=True)
-    filer = factory.user("filer", org=org, compartments=("T01",))
-    reviewer = factory.user("reviewer", compartments=("T01",))
-    fc, rc = app.test_client(), app.test_client()
-    sign_in(fc, filer)
-    sign_in(rc, reviewer)
-    rid = new_report(fc)
-    fill_all(fc, rid)
-    submit(fc, rid)
-    page = rc.get(f"/reports/{rid}").get_data(as_text=True)
-    assert rc.post(f"/review/cases/{rid}/take", data={"csrf_token": csrf_of(page)}).status_code == 302
-    return {"rid": rid, "fc": fc, "rc": rc}
+    return submitted_case(app, factory, org_name="株式会社デッドライン", take=True)
 
 
 def _sql(app, sql, **params):

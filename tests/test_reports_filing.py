@@ -8,17 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import audit_events, csrf_of, ja, sign_in
-from tests.reports_helpers import fill_all, good_values, new_report, post_step, submit
-
-
-def _report(app, report_id):
-    from portal import db
-    from portal.reports.models import Report
-
-    with app.app_context():
-        r = db.session().get(Report, report_id)
-        db.session().expunge_all()
-        return r
+from tests.reports_helpers import fill_all, good_values, new_report, post_step, report_row, submit
 
 
 def _count(app, model):
@@ -46,7 +36,7 @@ def test_file_a_report_end_to_end(app, client, factory, filer):
     done = client.get(resp.location).get_data(as_text=True)
     year = date.today().year
     assert f"TTR-{year}-000001" in done
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "submitted" and r.reference == f"TTR-{year}-000001" and r.version_count == 1
     receipt = client.get(f"/reports/{rid}/receipt")
     assert receipt.status_code == 200 and f"TTR-{year}-000001" in receipt.get_data(as_text=True)
@@ -57,7 +47,7 @@ def test_file_a_report_end_to_end(app, client, factory, filer):
     again = client.post(f"/reports/{rid}/edit/contact", data={**good_values("contact"), "contact_name": "X",
                                                               "csrf_token": token})
     assert again.status_code == 302
-    assert json.loads(_report(app, rid).draft)["contact_name"] == "山田 太郎"
+    assert json.loads(report_row(app, rid).draft)["contact_name"] == "山田 太郎"
 
 
 def test_double_submit_gives_one_report_and_one_reference(app, client, filer):
@@ -72,7 +62,7 @@ def test_double_submit_gives_one_report_and_one_reference(app, client, filer):
     from portal.reports.models import ReportVersion
 
     assert _count(app, ReportVersion) == 1
-    assert _report(app, rid).reference.endswith("000001")
+    assert report_row(app, rid).reference.endswith("000001")
 
 
 def test_submission_needs_the_attestation(app, client, filer):
@@ -82,7 +72,7 @@ def test_submission_needs_the_attestation(app, client, filer):
     page = client.get(f"/reports/{rid}/check").get_data(as_text=True)
     resp = client.post(f"/reports/{rid}/check", data={"csrf_token": csrf_of(page)})
     assert resp.status_code == 400
-    assert _report(app, rid).status == "draft"
+    assert report_row(app, rid).status == "draft"
 
 
 def test_incomplete_report_cannot_be_submitted(app, client, filer):
@@ -93,7 +83,7 @@ def test_incomplete_report_cannot_be_submitted(app, client, filer):
     assert ja("The report is not complete") in page
     resp = client.post(f"/reports/{rid}/check", data={"attest": "y", "csrf_token": csrf_of(page)})
     assert resp.status_code == 400
-    assert _report(app, rid).status == "draft" and _report(app, rid).reference is None
+    assert report_row(app, rid).status == "draft" and report_row(app, rid).reference is None
 
 
 @pytest.mark.parametrize("step, change, field", [
@@ -111,13 +101,13 @@ def test_incomplete_report_cannot_be_submitted(app, client, filer):
 def test_bad_input_is_explained_beside_the_field_and_saves_nothing(app, client, filer, step, change, field):
     sign_in(client, filer)
     rid = new_report(client)
-    before = _report(app, rid).draft
+    before = report_row(app, rid).draft
     resp = post_step(client, rid, step, {**good_values(step), **change})
     body = resp.get_data(as_text=True)
     assert resp.status_code == 400
     assert f'id="{field}-error"' in body
     assert "<title>エラー：" in body
-    assert _report(app, rid).draft == before
+    assert report_row(app, rid).draft == before
 
 
 def test_group_a_destination_warns_and_asks_for_confirmation(app, client, filer):
@@ -129,7 +119,7 @@ def test_group_a_destination_warns_and_asks_for_confirmation(app, client, filer)
     assert 'data-test="warning-destination_country"' in resp.get_data(as_text=True)
     resp = post_step(client, rid, "transfer", {**values, "group_a_confirmed": "y"})
     assert resp.status_code == 302
-    assert json.loads(_report(app, rid).draft)["group_a_confirmed"] is True
+    assert json.loads(report_row(app, rid).draft)["group_a_confirmed"] is True
 
 
 def test_korea_is_group_a_only_while_listed(app):
@@ -177,7 +167,7 @@ def test_return_amend_resubmit_keeps_every_version_and_shows_changes(app, client
     resp = post_step(client, rid, "counterparty", {**good_values("counterparty"), "counterparty_address": "Ho Chi Minh City"})
     assert resp.status_code == 302
     assert submit(client, rid).status_code == 302
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "submitted" and r.version_count == 2 and r.reference.endswith("000001")
     v1 = client.get(f"/reports/{rid}/versions/1").get_data(as_text=True)
     v2 = client.get(f"/reports/{rid}/versions/2").get_data(as_text=True)
@@ -194,11 +184,11 @@ def test_withdraw_needs_a_reason_and_is_final(app, client, filer):
     submit(client, rid)
     page = client.get(f"/reports/{rid}").get_data(as_text=True)
     client.post(f"/reports/{rid}/withdraw", data={"comment": "", "csrf_token": csrf_of(page)})
-    assert _report(app, rid).status == "submitted"
+    assert report_row(app, rid).status == "submitted"
     client.post(f"/reports/{rid}/withdraw", data={"comment": "契約中止", "csrf_token": csrf_of(page)})
-    assert _report(app, rid).status == "withdrawn"
+    assert report_row(app, rid).status == "withdrawn"
     client.post(f"/reports/{rid}/withdraw", data={"comment": "again", "csrf_token": csrf_of(page)})
-    assert _report(app, rid).status == "withdrawn"
+    assert report_row(app, rid).status == "withdrawn"
     assert [e.outcome for e in audit_events(app) if e.action == "report.withdraw"] == ["failure", "success", "failure"]
 
 

@@ -12,22 +12,14 @@ import sqlalchemy as sa
 from portal.calendar import add_business_days, business_days_between, is_business_day
 from portal.config import ConfigError, Settings
 from portal.core.timeutil import today_jst
-from tests.conftest import audit_events, csrf_of, sign_in
-from tests.reports_helpers import fill_all, new_report, submit
+from tests.conftest import audit_events, csrf_of
+from tests.reports_helpers import report_row, submitted_case
 
 
 @pytest.fixture
 def case(app, factory):
-    org = factory.org(facility=True)
-    filer = factory.user("filer", org=org, compartments=("T01",))
-    reviewer = factory.user("reviewer", compartments=("T01",))
-    fc, rc = app.test_client(), app.test_client()
-    sign_in(fc, filer)
-    sign_in(rc, reviewer)
-    rid = new_report(fc)
-    fill_all(fc, rid)
-    submit(fc, rid)
-    return rid, fc, rc
+    c = submitted_case(app, factory)
+    return c["rid"], c["fc"], c["rc"]
 
 
 def _take(rc, rid):
@@ -39,16 +31,6 @@ def _send(client, rid, data):
     page = client.get(f"/reports/{rid}").get_data(as_text=True)
     return client.post(f"/reports/{rid}/messages/external", data={"csrf_token": csrf_of(page), **data},
                        content_type="multipart/form-data")
-
-
-def _report(app, rid):
-    from portal import db
-    from portal.reports.models import Report
-
-    with app.app_context():
-        r = db.session().get(Report, rid)
-        db.session().expunge_all()
-        return r
 
 
 def _messages(app, rid):
@@ -113,7 +95,7 @@ def test_a_request_without_a_due_date_is_refused_beside_the_field(app, case):
     assert 'id="due-external-error"' in html and body in html and 'class="error-summary"' in html
     assert 'id="request-external"' in html and re.search(r'id="request-external"[^>]*checked', html)
     assert _messages(app, rid) == []
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "under_review" and r.awaiting_since is None and r.response_due is None
     assert audit_events(app, "message.post")[-1].reason == "due_missing"
 
@@ -127,7 +109,7 @@ def test_a_due_date_outside_the_window_is_refused(app, case, due):
              "next_year_and_more": (today + timedelta(days=400)).isoformat(), "garbage": "2027-13-45"}[due]
     resp = _send(rc, rid, {"body": "照会", "classification": "restricted", "request": "1", "due_date": value})
     assert resp.status_code == 400 and 'id="due-external-error"' in resp.get_data(as_text=True)
-    assert _messages(app, rid) == [] and _report(app, rid).status == "under_review"
+    assert _messages(app, rid) == [] and report_row(app, rid).status == "under_review"
 
 
 def test_a_request_waits_for_the_company_and_stops_the_clock(app, case):
@@ -137,7 +119,7 @@ def test_a_request_waits_for_the_company_and_stops_the_clock(app, case):
     resp = _send(rc, rid, {"body": "出資比率の根拠資料を提出してください。", "classification": "restricted",
                            "request": "1", "due_date": due.isoformat()})
     assert resp.status_code == 302
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "awaiting_response" and r.response_due == due and r.awaiting_since == today
     assert _messages(app, rid) == [(True, due)]
     actions = [e.action for e in audit_events(app) if e.action.startswith("report.")]
@@ -157,7 +139,7 @@ def test_a_request_waits_for_the_company_and_stops_the_clock(app, case):
     assert clocks(r, today + timedelta(days=30), 20).response_overdue is (due < today + timedelta(days=30))
     # The company answers: the clock runs again.
     assert _send(fc, rid, {"body": "資料を添付します。", "classification": "restricted"}).status_code == 302
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "under_review" and r.awaiting_since is None and r.response_due is None
 
 
@@ -168,7 +150,7 @@ def test_an_unticked_message_is_an_ordinary_message_whatever_the_date_field_hold
                            "due_date": add_business_days(today_jst(), 10).isoformat()})
     assert resp.status_code == 302
     assert _messages(app, rid) == [(False, None)]
-    assert _report(app, rid).status == "under_review"
+    assert report_row(app, rid).status == "under_review"
 
 
 @pytest.mark.parametrize("which", ["weekend", "new_year"])
@@ -183,7 +165,7 @@ def test_a_closed_day_moves_to_the_next_open_day_with_a_notice(app, case, which)
     resp = _send(rc, rid, {"body": "照会です。", "classification": "restricted", "request": "1",
                            "due_date": asked.isoformat()})
     assert resp.status_code == 302
-    r = _report(app, rid)
+    r = report_row(app, rid)
     assert r.status == "awaiting_response" and r.response_due == expected
     assert _messages(app, rid) == [(True, expected)]
     page = rc.get(resp.location).get_data(as_text=True)
