@@ -40,8 +40,8 @@ from upload_memory import (MIB, Client, Deadline, _mib, create_draft, csrf_of, f
                            portal_env, portal_init, proc_status, seed, sign_in, start_gunicorn, stop_gunicorn, upload,
                            wait_ready)
 
-from portal import clamd  # noqa: E402
-from tests.private_clamd import PrivateClamd  # noqa: E402
+from portal import clamd
+from tests.private_clamd import PrivateClamd
 
 READ_CHUNK = 64 * 1024
 

@@ -59,9 +59,12 @@ def parse_reply(line: bytes) -> Verdict:
 class Client:
     """Where clamd listens: a Unix socket path, or ``tcp://host:port``."""
 
-    def __init__(self, address: str, *, timeout: float = 30.0):
+    def __init__(self, address: str, *, timeout: float = 30.0, verdict_timeout: float = 300.0):
         self.address = address
         self.timeout = timeout
+        # After the last byte clamd scans the whole stream (its MaxScanTime is 120 s by default):
+        # the verdict may take longer than any one send.
+        self.verdict_timeout = max(timeout, verdict_timeout)
 
     def connect(self) -> socket.socket:
         try:
@@ -105,7 +108,7 @@ class Client:
             time.sleep(0.05)
 
     def instream(self) -> "InStream":
-        return InStream(self.connect())
+        return InStream(self.connect(), verdict_timeout=self.verdict_timeout)
 
     def scan(self, chunks) -> Verdict:
         """Scan an iterable of byte chunks."""
@@ -123,8 +126,9 @@ class InStream:
     clamd stops reading when the stream passes its StreamMaxLength and answers with an
     error: a feed that finds the connection gone reads that answer instead of failing."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, *, verdict_timeout: float = 300.0):
         self.sock = sock
+        self.verdict_timeout = verdict_timeout
         self.sent = 0
         self.reply: bytes | None = None
         try:
@@ -156,6 +160,7 @@ class InStream:
         if self.reply is None:
             try:
                 self.sock.sendall(struct.pack(">I", 0))
+                self.sock.settimeout(self.verdict_timeout)
                 self.reply = _read_reply(self.sock)
             except OSError as exc:
                 self.reply = self._reply_after_failure(exc)
@@ -202,6 +207,25 @@ def _rfc2822(ctime_text: str) -> str:
     # "Tue Dec  1 09:25:02 2026" (asctime) -> "Tue, 1 Dec 2026 09:25:02 +0000"
     day, month, date_, clock, year = ctime_text.split()
     return f"{day}, {date_} {month} {year} {clock} +0000"
+
+
+# Signatures older than this are reported stale: freshclam updates them several times a day.
+STALE_SIGNATURES_HOURS = 48
+
+
+def health(address: str | None, database_dir: Path | None = None) -> dict:
+    """clamd's state (ok, stale, down or not_configured), its version and the age in hours of
+    the signatures it loaded (/healthz, /metrics)."""
+    if not address:
+        return {"state": "not_configured"}
+    try:
+        version = Client(address, timeout=2.0).version()
+    except ScannerUnavailable:
+        return {"state": "down"}
+    published = signatures_date(version, database_dir)
+    age = None if published is None else round((datetime.now(timezone.utc) - published).total_seconds() / 3600, 1)
+    state = "ok" if age is not None and age <= STALE_SIGNATURES_HOURS else "stale"
+    return {"state": state, "version": version, "signatures_age_hours": age}
 
 
 def limits(max_upload_bytes: int) -> dict[str, str]:

@@ -407,3 +407,14 @@ def test_dashboard_counts_pending_and_infected(app, filer, factory):
     sign_in(approver, factory.user("approver", compartments=("T01",)))
     page = approver.get("/review/dashboard").get_data(as_text=True)
     assert '<dd data-test="scan-pending">1</dd>' in page and '<dd data-test="scan-infected">1</dd>' in page
+
+
+def test_metrics_show_the_scanner_and_the_files_by_state(app, filer):
+    client, _, _ = filer
+    rid = new_report(client)
+    upload(client, rid, pdf_with(EICAR), "bad.pdf")
+    upload(client, rid, pdf_with(b"good"), "good.pdf")
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'portal_attachments_by_scan_state{state="infected"} 1.0' in text
+    assert 'portal_attachments_by_scan_state{state="clean"} 1.0' in text
+    assert "portal_scanner_up 1.0" in text and "portal_scanner_signatures_age_seconds" in text

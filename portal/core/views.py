@@ -79,31 +79,10 @@ def healthz():
         code = 503
     # The scanner does not decide the code: without it the portal still serves, and uploads
     # wait as pending (README "Malware scanning"); it makes the status degraded.
-    scanner = scanner_health(settings())
+    from portal import clamd
+
+    s = settings()
+    scanner = clamd.health(s.clamd_socket, s.clamd_database_dir)
     status["scanner"] = scanner
     status["status"] = "ok" if code == 200 and scanner["state"] == "ok" else "degraded"
     return jsonify(status), code
-
-
-# Signatures older than this are reported stale: freshclam updates them several times a day.
-STALE_SIGNATURES_HOURS = 48
-
-
-def scanner_health(s) -> dict:
-    """clamd's state (ok, stale, down or not_configured), its version and the age of the
-    signatures it loaded."""
-    from datetime import datetime, timezone
-
-    from portal import clamd
-
-    if not s.clamd_socket:
-        return {"state": "not_configured"}
-    client = clamd.Client(s.clamd_socket, timeout=2.0)
-    try:
-        version = client.version()
-    except clamd.ScannerUnavailable:
-        return {"state": "down"}
-    published = clamd.signatures_date(version, s.clamd_database_dir)
-    age = None if published is None else round((datetime.now(timezone.utc) - published).total_seconds() / 3600, 1)
-    state = "ok" if age is not None and age <= STALE_SIGNATURES_HOURS else "stale"
-    return {"state": state, "version": version, "signatures_age_hours": age}
