@@ -418,3 +418,15 @@ def test_metrics_show_the_scanner_and_the_files_by_state(app, filer):
     assert 'portal_attachments_by_scan_state{state="infected"} 1.0' in text
     assert 'portal_attachments_by_scan_state{state="clean"} 1.0' in text
     assert "portal_scanner_up 1.0" in text and "portal_scanner_signatures_age_seconds" in text
+
+
+def test_admin_console_shows_scanner_and_counts(app, filer, factory):
+    client, _, _ = filer
+    rid = new_report(client)
+    upload(client, rid, pdf_with(EICAR), "bad.pdf")
+    upload(client, rid, pdf_with(b"good"), "good.pdf")
+    admin = app.test_client()
+    sign_in(admin, factory.user("admin", level="restricted", compartments=()))
+    page = admin.get("/admin/users").get_data(as_text=True)
+    assert '<dd data-test="scan-pending">0</dd>' in page and '<dd data-test="scan-infected">1</dd>' in page
+    assert ja("Running") in page
