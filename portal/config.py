@@ -55,6 +55,13 @@ class Settings:
     blob_store: str = "directory"  # directory | database
     blob_dir: Path | None = None
     max_upload_bytes: int = 1024 * 1024 * 1024
+    # Malware scanning (README "Malware scanning"): clamd's socket (a path, or tcp://host:port).
+    # Unset: nothing is scanned, so every upload stays pending and no reader gets it.
+    clamd_socket: str | None = None
+    clamd_timeout_seconds: int = 60  # no answer for this long: the scan is left pending
+    # The signature directory clamd loads, when the portal can see it: the signature age for
+    # /healthz if clamd reports none (the project's own offline signatures carry no date).
+    clamd_database_dir: Path | None = None
     # How long a wrap in flight holds off the retirement of its KEK if its transaction never
     # ends (portal.encryption.leases): far beyond the longest transfer (1 GiB at 10 Mbit/s ≈ 15 min).
     key_lease_hours: int = 24
@@ -121,6 +128,7 @@ class Settings:
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError("PORTAL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         self.metrics_token = self.metrics_token or None  # set but empty: unset
+        self.clamd_socket = self.clamd_socket or None
         if self.metrics_token is not None and len(self.metrics_token) < 32:
             raise ConfigError("PORTAL_METRICS_TOKEN must be at least 32 characters (e.g. "
                               "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
@@ -137,7 +145,7 @@ class Settings:
                      "argon2_iterations", "argon2_lanes", "login_free_failures", "login_delay_seconds",
                      "login_max_delay_minutes", "login_max_failures_account", "login_account_window_hours",
                      "login_max_failures_address", "login_window_minutes", "login_known_device_days",
-                     "max_form_bytes", "max_upload_bytes", "key_lease_hours"):
+                     "max_form_bytes", "max_upload_bytes", "key_lease_hours", "clamd_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"PORTAL_{name.upper()} must be positive")
 

@@ -102,8 +102,12 @@ def fresh_database_url(tmp_path_factory, label: str) -> str:
 
 
 def make_settings(instance: Path, url: str, **overrides) -> Settings:
+    from tests.private_clamd import shared
+
+    scanner = shared()  # this process's private clamd, started once
     base = dict(env="test", instance_path=instance, database_url=url, secret_key="t" * 48,
-                argon2_memory_kib=64, argon2_iterations=1, argon2_lanes=1)
+                argon2_memory_kib=64, argon2_iterations=1, argon2_lanes=1, clamd_socket=scanner.socket,
+                clamd_database_dir=scanner.db)
     base.update(overrides)
     return Settings.from_env({}, **base)
 

@@ -35,6 +35,10 @@ def server_env(database_url: str, instance: Path, **extra: str) -> dict[str, str
     env.update(ARGON2_FAST)
     env.update(PORTAL_ENV="production", PORTAL_DATABASE_URL=database_url, PORTAL_INSTANCE_PATH=str(instance),
                PORTAL_SECRET_KEY="s" * 48, PORTAL_BASE_URL="http://127.0.0.1:5000")
+    from tests.private_clamd import shared
+
+    scanner = shared()  # the test process's private clamd scans the server's uploads too
+    env.update(PORTAL_CLAMD_SOCKET=scanner.socket, PORTAL_CLAMD_DATABASE_DIR=str(scanner.db))
     env.update(extra)
     return env
 

@@ -81,7 +81,7 @@ def test_upload_download_round_trip(app, filer_client, backend):
     assert got.headers["Cache-Control"] == "no-store"
     actions = [e.action for e in audit_events(app) if e.action.startswith("attachment.")]
     # The download is recorded when it starts and, with its outcome, when the last byte went out.
-    assert actions == ["attachment.upload", "attachment.download.start", "attachment.download"]
+    assert actions == ["attachment.upload", "attachment.scan", "attachment.download.start", "attachment.download"]
 
 
 def test_nothing_in_the_clear(app, filer_client, backend, tmp_path, database_url):

@@ -109,7 +109,7 @@ def demo(demo_template, tmp_path) -> Instance:
 
 # ---------------------------------------------------------------- help
 
-HELP = [(), ("init",), ("demo",), ("users",), ("users", "create"), ("users", "disable"), ("serve",),
+HELP = [(), ("init",), ("demo",), ("users",), ("users", "create"), ("users", "disable"), ("serve",), ("scan",),
         ("audit",), ("audit", "verify")]
 
 

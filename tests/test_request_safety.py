@@ -91,7 +91,11 @@ def test_an_unexpected_error_is_a_500_page_not_a_traceback(app, instance_dir, da
 def test_healthz_reports_database_and_keyring(client):
     resp = client.get("/healthz")
     assert resp.status_code == 200
-    assert resp.json == {"database": "ok", "keyring": "ok", "status": "ok"}
+    body = resp.json
+    scanner = body.pop("scanner")
+    assert body == {"database": "ok", "keyring": "ok", "status": "ok"}
+    assert scanner["state"] == "ok" and scanner["version"].startswith("ClamAV ")
+    assert 0 <= scanner["signatures_age_hours"] < 48
 
 
 def test_production_refuses_to_start_without_a_secret(tmp_path):

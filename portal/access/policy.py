@@ -30,6 +30,8 @@ class Action(StrEnum):
     REPORT_ASSIGN = "report.assign"  # assign a case to someone else
     ATTACHMENT_UPLOAD = "attachment.upload"
     ATTACHMENT_DOWNLOAD = "attachment.download"
+    # Seeing that a file exists (its name, size and scan verdict) in a list, without opening it.
+    ATTACHMENT_SEE = "attachment.see"
     ATTACHMENT_DELETE = "attachment.delete"
     MESSAGE_READ = "message.read"
     MESSAGE_POST = "message.post"
@@ -89,6 +91,7 @@ RULES: dict[Action, tuple[frozenset[Role], Kind]] = {
     # Files on the report itself are the company's; METI's files travel with messages and notes.
     Action.ATTACHMENT_UPLOAD: (frozenset(_COMPANY), Kind.CONTENT),
     Action.ATTACHMENT_DOWNLOAD: (frozenset(_COMPANY | _CASE_WORKERS), Kind.CONTENT),
+    Action.ATTACHMENT_SEE: (frozenset(_COMPANY | _CASE_WORKERS), Kind.CONTENT),
     Action.ATTACHMENT_DELETE: (frozenset(_COMPANY), Kind.CONTENT),
     Action.MESSAGE_READ: (frozenset(_COMPANY | _CASE_WORKERS), Kind.CONTENT),
     Action.MESSAGE_POST: (frozenset(_COMPANY | _CASE_WORKERS), Kind.CONTENT),
@@ -121,6 +124,9 @@ RULES: dict[Action, tuple[frozenset[Role], Kind]] = {
 WRITE_ACTIONS = frozenset({Action.MESSAGE_POST, Action.INTERNAL_NOTE_POST, Action.ATTACHMENT_UPLOAD})
 # Actions that remove material: never on what is frozen (rule 7: labels and content are fixed).
 REMOVE_ACTIONS = frozenset({Action.ATTACHMENT_DELETE})
+# Actions on a stored file that its malware scan conditions (_scan_condition).
+SCANNED_ACTIONS = frozenset({Action.ATTACHMENT_DOWNLOAD, Action.ATTACHMENT_SEE})
+SCAN_STATES = frozenset({"pending", "clean", "infected", "error"})
 # Decisions the author of the object may never take on it (DESIGN §2: never their own draft).
 FOUR_EYES_ACTIONS = frozenset({Action.INFORM_APPROVE})
 
@@ -170,6 +176,10 @@ class Labels:
     frozen: bool = False
     # Who wrote it, where the author may not also decide it (four eyes: an inform's drafter).
     author_id: int | None = None
+    # A file's malware scan (None: not a file): pending, clean, infected or error; and who
+    # uploaded it (the only person who sees it before its verdict).
+    scan_state: str | None = None
+    uploader_id: int | None = None
 
 
 class Protected(Protocol):
@@ -282,6 +292,10 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         return _deny("four_eyes")
     if action in REMOVE_ACTIONS and labels.frozen:
         return _deny("frozen")
+    if action in SCANNED_ACTIONS and labels.scan_state is not None:
+        scanned = _scan_condition(action, labels, subject)
+        if not scanned.allowed:
+            return scanned
     if action in WRITE_ACTIONS:
         if labels.audience not in {"company", "government"}:
             return _deny("unknown_audience")
@@ -291,6 +305,24 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         if labels.audience == "company" and not company_may_read(classification, labels.audience_facility_valid):
             return _deny("write_down")
     return ALLOW
+
+
+def _scan_condition(action: Action, labels: Labels, subject: Subject) -> Decision:
+    """Only a clean file is opened by anyone. Before its verdict (pending, or a scan that
+    failed) a file exists for its uploader alone; a refused (infected) file stays listed,
+    unopenable, for everyone who could otherwise read it: the uploader sees why, METI sees
+    that it was refused. Any other state denies."""
+    state = labels.scan_state
+    if state == "clean":
+        return ALLOW
+    if state not in SCAN_STATES:
+        return _deny("scan_unknown")
+    own = labels.uploader_id is not None and labels.uploader_id == subject.user_id
+    if state == "infected":
+        return ALLOW if action is Action.ATTACHMENT_SEE else _deny("scan_infected")
+    if not own:
+        return _deny(f"scan_{state}", conceal=True)
+    return ALLOW if action is Action.ATTACHMENT_SEE else _deny(f"scan_{state}")
 
 
 def _labels_of(obj: object) -> "Labels | None":

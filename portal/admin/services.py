@@ -77,3 +77,13 @@ def change_role(session: Session, *, target: User, role: str, actor: User | None
     revoke_user(session, target.id)
     record(session, "account.role.change", actor=actor, source_ip=ip, target_type="user", target_id=target.id,
            org_id=target.organisation_id, details={"from": old, "to": r.value})
+
+
+def scanning_summary(session: Session, settings: Settings) -> dict:
+    """For METI IT: files by malware-scan state over the whole portal (counts only, never
+    which case) and the scanner's health (portal.clamd.health)."""
+    from portal import clamd
+    from portal.attachments import scanning
+
+    return {"counts": scanning.counts(session),
+            "scanner": clamd.health(settings.clamd_socket, settings.clamd_database_dir)}

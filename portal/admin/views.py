@@ -31,7 +31,8 @@ def _render_users(invite_form=None, status=200):
     s = db.session()
     q = request.args.get("q", "")[:100]
     return render_template("admin/users.html", users=services.users(s, q=q), q=q,
-                           form=invite_form or _invite_form(), empty=EmptyForm()), status
+                           form=invite_form or _invite_form(), empty=EmptyForm(),
+                           scanning=services.scanning_summary(s, settings())), status
 
 
 @bp.route("/users")

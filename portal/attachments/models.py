@@ -49,6 +49,15 @@ class Attachment(CaseMaterial, Base):
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Malware scan (portal.attachments.scanning): pending until clamd gave a verdict, then
+    # clean, infected (malware, or a file clamd cannot look into) or error. Only a clean file
+    # is ever served (the policy's scan condition).
+    scan_state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending", index=True)
+    scan_signature: Mapped[str | None] = mapped_column(String(200))  # what clamd found, or its error
+    scanned_at: Mapped[datetime | None]
+
+    # Whether the person a list is shown to may open the file (set by services.visible).
+    downloadable = False
 
     report = relationship("Report", lazy="joined")
     message = relationship("Message", lazy="joined")
@@ -64,7 +73,8 @@ class Attachment(CaseMaterial, Base):
                       compartments=compartment_set(self.compartments) or report.case_compartments(),
                       audience="government" if internal else "company", draft=report.status == "draft",
                       internal=internal, frozen=self.message_id is not None or self.version is not None,
-                      audience_facility_valid=report.organisation.facility_clearance_valid(_today()))
+                      audience_facility_valid=report.organisation.facility_clearance_valid(_today()),
+                      scan_state=self.scan_state or "pending", uploader_id=self.uploaded_by_id)
 
 
 class BlobChunk(Base):

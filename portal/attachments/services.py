@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from crypto import DecryptionError, Keyring, KeyringError, StreamEncryptor, decrypt_stream, new_dek
 from portal.access.levels import Level
 from portal.access.policy import Action, Labels, Subject, compartment_text, decide
-from portal.attachments import sniff
+from portal.attachments import scanning, sniff
 from portal.attachments.blobstore import BlobStore, DirectoryBlobStore, DatabaseBlobStore, new_key
 from portal.attachments.models import Attachment
 from portal.audit.trail import record
@@ -52,8 +52,11 @@ class Report(Protocol):
 class UploadSink:
     """The file object Werkzeug's multipart parser writes the upload into."""
 
-    def __init__(self, store: BlobStore, limit: int):
+    def __init__(self, store: BlobStore, limit: int, *, scan: scanning.UploadScan | None = None):
         self.store = store
+        # The plaintext goes to clamd as it is encrypted (None: a document the portal made).
+        self.scan = scan
+        self.verdict = None
         self.limit = limit
         self.uid = new_key()
         self.blob_key = new_key()
@@ -82,6 +85,8 @@ class UploadSink:
         out = self.encryptor.update(data)
         if out:
             self.writer.write(out)
+        if self.scan is not None:
+            self.scan.feed(data)
         return len(data)
 
     def seek(self, *args) -> int:
@@ -89,6 +94,8 @@ class UploadSink:
         if not self.finished:
             self.writer.write(self.encryptor.finalize())
             self.finished = True
+            if self.scan is not None:
+                self.verdict = self.scan.finish()
         return 0
 
     def read(self, *args) -> bytes:  # never hand plaintext back
@@ -198,12 +205,16 @@ def store_upload(session: Session, keyring: Keyring, sink: UploadSink, *, report
         raise ServiceError(_("You may not attach a file of this classification to this report."),
                            field="classification", reason=d.reason)
     att.kek_id, att.wrapped_dek = sink.wrap_key(session, keyring, "attachment")
+    att.scan_state = scanning.PENDING
     session.add(att)
     session.flush()
     record(session, "attachment.upload", actor=actor, source_ip=ip, target_type="attachment", target_id=att.id,
            case_ref=report.reference, org_id=report.organisation_id,
            details={"report": report.id, "size": att.size, "kind": kind, "classification": att.classification,
                     "sha256": att.sha256})
+    # The verdict clamd gave as the body ended; none (no scanner, or it failed): pending.
+    scanning.apply_verdict(session, att, sink.verdict, actor=actor, ip=ip, how="upload",
+                           failure=sink.scan.failure if sink.scan is not None else "not scanned")
     _release(session, sink)
     # The blob is placed before the row that names it commits: a crash in between leaves an
     # orphan blob (found by `portal blobs check`), never a row without its blob.
@@ -254,11 +265,22 @@ def plaintext(store: BlobStore, keyring: Keyring, att: Attachment) -> Iterator[b
 
 
 def list_for_report(session: Session, report: Report, *, subject: Subject, today: date) -> list[Attachment]:
-    """The report's own files, each decided on its own labels: a file the reader may not
-    download is not listed at all."""
+    """The report's own files, each decided on its own labels (a file the reader may not see
+    is not listed at all), each marked with whether the reader may open it (``downloadable``:
+    a file not yet scanned, or refused by the scan, is listed but not opened)."""
     rows = session.execute(select(Attachment).where(Attachment.report_id == report.id, Attachment.message_id.is_(None))
                            .order_by(Attachment.created_at, Attachment.id)).scalars()
-    return [a for a in rows if decide(subject, Action.ATTACHMENT_DOWNLOAD, a, today=today).allowed]
+    return visible(rows, subject=subject, today=today)
+
+
+def visible(files, *, subject: Subject, today: date) -> list[Attachment]:
+    """The files this person may see, each with ``downloadable`` set by the policy."""
+    out = []
+    for a in files:
+        if decide(subject, Action.ATTACHMENT_SEE, a, today=today).allowed:
+            a.downloadable = decide(subject, Action.ATTACHMENT_DOWNLOAD, a, today=today).allowed
+            out.append(a)
+    return out
 
 
 def delete(session: Session, store: BlobStore, att: Attachment, *, actor, ip: str | None) -> None:

@@ -105,7 +105,7 @@ def upload(obj: Report):
         if received is not None:
             received.abort()
         raise
-    flash(_("The file %(name)s has been encrypted and attached.", name=att.filename), "success")
+    web.flash_verdict(att)
     return redirect(url_for("attachments.index", report_id=obj.id))
 
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import request
+from flask import flash, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import validate_csrf
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 from wtforms import ValidationError
 
-from portal.attachments import services
+from portal.attachments import scanning, services
 from portal.core.guard import decide_again
 from portal.core.service import ServiceError
+from portal.core.web import settings
 
 
 @dataclass
@@ -38,12 +39,15 @@ class UploadRefused(ServiceError):
 
 
 def receive(store, limit: int, *, file_field: str = "file") -> Received:
+    """Each file part is streamed to clamd as it is encrypted (portal.attachments.scanning),
+    whatever the route: the verdict is on the sink when the body has ended."""
+    scanner = scanning.scanner_for(settings())
     sinks: list[services.UploadSink] = []
 
     def factory(total_content_length=None, content_type=None, filename=None, content_length=None):
         if sinks:
             raise UploadRefused(_("Upload one file at a time."), "several_files")
-        sinks.append(services.UploadSink(store, limit))
+        sinks.append(services.UploadSink(store, limit, scan=scanning.UploadScan(scanner)))
         return sinks[0]
 
     request.max_content_length = limit + 256 * 1024
@@ -111,3 +115,15 @@ class _WholeBody:
         if not data and size != 0 and self.expected is not None and self.seen < self.expected:
             raise ClientDisconnected()
         return data
+
+
+def flash_verdict(att: services.Attachment) -> None:
+    """Tell the uploader what the malware scan made of the file (also for message files)."""
+    if att.scan_state == "clean":
+        flash(_("The file %(name)s has been encrypted and attached.", name=att.filename), "success")
+    elif att.scan_state == "infected":
+        flash(_("The file %(name)s was refused: %(why)s. Nobody can open it; it is kept for the record.",
+                name=att.filename, why=att.scan_signature), "error")
+    else:
+        flash(_("The file %(name)s has been encrypted and attached. It is being checked for malware and can be "
+                "opened once the check is done.", name=att.filename), "warning")

@@ -77,5 +77,12 @@ def healthz():
     status["keyring"] = keyring_status(settings())
     if status["keyring"] != "ok":
         code = 503
-    status["status"] = "ok" if code == 200 else "degraded"
+    # The scanner does not decide the code: without it the portal still serves, and uploads
+    # wait as pending (README "Malware scanning"); it makes the status degraded.
+    from portal import clamd
+
+    s = settings()
+    scanner = clamd.health(s.clamd_socket, s.clamd_database_dir)
+    status["scanner"] = scanner
+    status["status"] = "ok" if code == 200 and scanner["state"] == "ok" else "degraded"
     return jsonify(status), code

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from portal.access.levels import Level
 from portal.access.policy import Action, Labels, Subject, compartment_text, decide
+from portal.attachments import services as attachments
 from portal.audit.trail import record
 from portal.calendar import add_business_days, is_business_day, window
 from portal.core.service import Refused, ServiceError
@@ -227,7 +228,7 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
             continue
         msgs = [m for m in thread(session, report, ch) if decide(subject, read_action(ch), m, today=today).allowed]
         for m in msgs:  # each file on its own labels too
-            m.files = [a for a in m.files if decide(subject, Action.ATTACHMENT_DOWNLOAD, a, today=today).allowed]
+            m.files = attachments.visible(m.files, subject=subject, today=today)
         mark_read(session, user_id, report, ch, msgs)
         out.append((ch, msgs))
     return out

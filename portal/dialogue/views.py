@@ -71,8 +71,9 @@ def post(obj: services.Channel):
                                 due=_due(f.get("due_date")) if as_request else None, request=as_request,
                                 subject=current_subject(), actor=current_user, today=today_jst(), ip=client_ip(),
                                 base_url=settings().base_url)
+            att = None
             if received.sink is not None:
-                attachments.store_upload(db.session(), current_keyring(), received.sink, report=report,
+                att = attachments.store_upload(db.session(), current_keyring(), received.sink, report=report,
                                          filename=received.filename, classification=msg.classification,
                                          subject=current_subject(), actor=current_user, today=today_jst(),
                                          ip=client_ip(), message=msg)
@@ -94,6 +95,8 @@ def post(obj: services.Channel):
         flash(_("%(asked)s is a day the government is closed, so the response is due on the next open day, %(due)s.",
                 asked=jdate(msg.due_asked_for), due=jdate(msg.due_date)), "warning")
     flash(_("Your message has been sent."), "success")
+    if att is not None and att.scan_state != "clean":
+        web.flash_verdict(att)
     return redirect(_thread_of(obj))
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from portal.config import Settings
 from portal.encryption import registry
 from portal.encryption.keyring_access import keyring_for
+from portal.attachments.models import Attachment
 from portal.review.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,17 @@ class StateCollector:
     def collect(self) -> Generator[Metric, None, None]:
         kek_ids = yield from self._keyring()
         yield from self._database(kek_ids)
+        yield from self._scanner()
+
+    def _scanner(self) -> Generator[Metric, None, None]:
+        from portal import clamd
+
+        health = clamd.health(self.settings.clamd_socket, self.settings.clamd_database_dir)
+        yield GaugeMetricFamily("portal_scanner_up", "1 when clamd answers (uploads wait as pending otherwise)",
+                                value=1 if health["state"] in {"ok", "stale"} else 0)
+        if health.get("signatures_age_hours") is not None:
+            yield GaugeMetricFamily("portal_scanner_signatures_age_seconds", "Age of the signatures clamd loaded",
+                                    value=health["signatures_age_hours"] * 3600)
 
     def _keyring(self) -> Generator[Metric, None, set[str] | None]:
         up = GaugeMetricFamily("portal_keyring_up", "1 when the keyring file can be read")
@@ -66,6 +78,7 @@ class StateCollector:
                 jobs = conn.execute(select(JobRun.job, func.max(JobRun.finished_at),
                                            func.count().filter(JobRun.finished_at.is_(None)))
                                     .group_by(JobRun.job)).all()
+                scans = conn.execute(select(Attachment.scan_state, func.count()).group_by(Attachment.scan_state)).all()
                 conn.rollback()
         except Exception:  # the database may be away: say so, keep the rest
             log.warning("database unreadable for metrics", exc_info=True)
@@ -99,3 +112,10 @@ class StateCollector:
             unfinished.add_metric([job], open_runs)
         yield finished
         yield unfinished
+
+        by_state = GaugeMetricFamily("portal_attachments_by_scan_state", "Stored files by malware-scan state "
+                                     "(pending: not yet scanned; infected: refused)", labels=["state"])
+        found = dict(scans)
+        for state in ("pending", "clean", "infected", "error"):
+            by_state.add_metric([state], found.get(state, 0))
+        yield by_state

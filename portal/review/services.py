@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
 from portal.access.policy import Action, Subject, decide
+from portal.attachments.models import Attachment
 from portal.auth.models import User
 from portal.catalogue.models import Technology
 from portal.core.service import ServiceError
@@ -225,6 +226,8 @@ class Dashboard:
     median_days_to_close: float | None
     closed_count: int
     overdue: int
+    # Files of the cases the viewer may see, by malware-scan state (pending, infected, ...).
+    scans: dict[str, int] = field(default_factory=dict)
 
 
 def dashboard(session: Session, subject: Subject, *, today: date, target_days: int) -> Dashboard:
@@ -249,8 +252,10 @@ def dashboard(session: Session, subject: Subject, *, today: date, target_days: i
     durations = [d for d in durations if d is not None]
     overdue = session.execute(select(func.count()).select_from(Report).where(visible, _overdue_condition()),
                               {**params, **_overdue_params(session, today, target_days)}).scalar_one()
+    scans = dict(session.execute(select(Attachment.scan_state, func.count()).join(Report, Attachment.report_id == Report.id)
+                                 .where(visible).group_by(Attachment.scan_state), params).all())
     return Dashboard(list(by_status), list(by_tech), [(c or "–", n) for c, n in by_country],
-                     statistics.median(durations) if durations else None, len(durations), overdue)
+                     statistics.median(durations) if durations else None, len(durations), overdue, scans)
 
 
 # ------------------------------------------------------------------ the home page's work lists
