@@ -273,6 +273,13 @@ def test_signing_is_deterministic_for_the_same_time(other_ca):
 def test_the_english_notice_is_in_english_with_the_japanese_titles_in_brackets(app, case):  # noqa: F811
     i = _issue(app, case)
     en = case["filer"].get(f"/informs/{i.id}/notice.pdf?lang=en").get_data()
+    # Signed and stored at issue like the Japanese notice: the same bytes every time.
+    assert en == case["approver"].get(f"/informs/{i.id}/notice.pdf?lang=en").get_data()
+    assert hashlib.sha256(en).hexdigest() == i.notice_en_sha256 != i.notice_sha256
+    v = pades.check(en, trust_roots=[notice_pki.load_ca(app.config["SETTINGS"].instance_path).cert])
+    assert v.status == "valid"
+    page = case["filer"].get(f"/informs/{i.id}/notice").get_data(as_text=True)
+    assert 'data-test="signature-en-valid"' in page
     text = " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(en)).pages)
     flat = "".join(text.split())  # the extractor breaks lines inside Japanese words
     assert "Article55-8oftheForeignExchangeandForeignTradeAct(外国為替及び外国貿易法)" in flat

@@ -276,23 +276,59 @@ def approve(session: Session, inform: Inform, *, comment: str | None, confirmed:
     inform.decided_by_id, inform.decided_at = actor.id, utcnow()
     inform.decision_comment = (comment or "").strip() or None
     inform.issued_at = utcnow()
-    pdf = signed_notice(session, inform, "ja", settings)
-    sink, kek_id, wrapped = blobs.seal_bytes(session, store, keyring, pdf, purpose="notice")
-    inform._pending_sink = sink  # type: ignore[attr-defined]  # the caller aborts it on a later failure
+    # Both notices, signed, before anything is stored: a signing failure leaves nothing behind.
+    pdfs = {lang: signed_notice(session, inform, lang, settings) for lang in NOTICE_LANGS}
+    pending = PendingSinks()
+    inform._pending_sink = pending  # type: ignore[attr-defined]  # the caller aborts it on a later failure
     try:
-        inform.notice_uid, inform.notice_blob_key = sink.uid, sink.blob_key
-        inform.notice_kek_id, inform.notice_wrapped_dek = kek_id, wrapped
-        inform.notice_sha256, inform.notice_size = sink.encryptor.plaintext_sha256, sink.size
+        for lang, pdf in pdfs.items():
+            sink, kek_id, wrapped = blobs.seal_bytes(session, store, keyring, pdf, purpose="notice")
+            pending.sinks.append(sink)
+            p = _NOTICE_PREFIX[lang]
+            for name, value in (("uid", sink.uid), ("blob_key", sink.blob_key), ("kek_id", kek_id),
+                                ("wrapped_dek", wrapped), ("sha256", sink.encryptor.plaintext_sha256),
+                                ("size", sink.size)):
+                setattr(inform, p + name, value)
         session.flush()
         _event(session, inform, actor, "approve_and_issue", inform.decision_comment)
         record(session, "inform.issue", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
                case_ref=report.reference, org_id=report.organisation_id,
-               details={"number": inform.number, "sha256": inform.notice_sha256})
-        blobs.release(session, sink)
+               details={"number": inform.number, "sha256": inform.notice_sha256,
+                        "sha256_en": inform.notice_en_sha256})
+        for sink in pending.sinks:
+            blobs.release(session, sink)
     except BaseException:
-        sink.abort()
+        pending.abort()
         raise
     return inform
+
+
+NOTICE_LANGS = ("ja", "en")
+_NOTICE_PREFIX = {"ja": "notice_", "en": "notice_en_"}
+
+
+class PendingSinks:
+    """The notices sealed by one approval; abort() removes them all (their row will not commit)."""
+
+    def __init__(self) -> None:
+        self.sinks: list = []
+
+    def commit(self) -> None:
+        for sink in self.sinks:
+            sink.commit()
+
+    def abort(self) -> None:
+        for sink in self.sinks:
+            sink.abort()
+
+
+def stored(inform: Inform, lang: str) -> bool:
+    """Whether the notice in ``lang`` was signed and stored at issue."""
+    return bool(getattr(inform, _NOTICE_PREFIX[lang] + "blob_key", None))
+
+
+def notice_sha256(inform: Inform, lang: str) -> str | None:
+    return getattr(inform, _NOTICE_PREFIX[lang] + "sha256", None)
 
 
 PREVIEW_NUMBER = {"ja": "（発出時に採番）", "en": "(numbered on issue)"}
@@ -411,9 +447,10 @@ def revoke(session: Session, inform: Inform, *, reason: str, subject: Subject, a
                   "inform_revoked", base_url)
 
 
-def notice_stream(store, keyring, inform: Inform):
-    return blobs.open_bytes(store, keyring, uid=inform.notice_uid, blob_key=inform.notice_blob_key,
-                            kek_id=inform.notice_kek_id, wrapped=inform.notice_wrapped_dek)
+def notice_stream(store, keyring, inform: Inform, lang: str = "ja"):
+    p = _NOTICE_PREFIX[lang]
+    return blobs.open_bytes(store, keyring, uid=getattr(inform, p + "uid"), blob_key=getattr(inform, p + "blob_key"),
+                            kek_id=getattr(inform, p + "kek_id"), wrapped=getattr(inform, p + "wrapped_dek"))
 
 
 @dataclass(frozen=True)
@@ -433,18 +470,19 @@ class NoticeCheck:
         return self.status not in ("damaged", "unreadable")
 
 
-def check_stored_notice(store, keyring, settings, inform: Inform) -> NoticeCheck:
+def check_stored_notice(store, keyring, settings, inform: Inform, lang: str = "ja") -> NoticeCheck:
     """Read and check the whole stored notice (a notice is small): nothing unverified is served."""
     from crypto import DecryptionError
     from portal.informs import signing
 
+    p = _NOTICE_PREFIX[lang]
     try:
-        data = b"".join(notice_stream(store, keyring, inform))
+        data = b"".join(notice_stream(store, keyring, inform, lang))
     except blobs.BlobUnreadable as e:
         return NoticeCheck("unreadable", reason=e.reason)
     except DecryptionError:
         return NoticeCheck("damaged", reason="integrity")
-    if len(data) != inform.notice_size or hashlib.sha256(data).hexdigest() != inform.notice_sha256:
+    if len(data) != getattr(inform, p + "size") or hashlib.sha256(data).hexdigest() != getattr(inform, p + "sha256"):
         return NoticeCheck("damaged", reason="sha256_mismatch")
     verdict = signing.verify(settings, data)
     if verdict.status == "unsigned" and not verdict.signed:

@@ -187,10 +187,10 @@ def notice(obj: Inform):
         abort(404)
     audit("inform.notice.download.start", target_type="inform", target_id=obj.id, case_ref=obj.report.reference,
           org_id=obj.report.organisation_id, details={"lang": lang})
-    if lang == "ja":
-        # The stored official notice: the same bytes for the company and the auditors, always,
-        # and only once they have been checked against their SHA-256 and their signature.
-        check = _checked(obj)
+    if services.stored(obj, lang):
+        # The stored notice: the same bytes for the company and the auditors, always, and only
+        # once they have been checked against their SHA-256 and their signature.
+        check = _checked(obj, lang)
         if check.status == "unreadable":
             return _unreadable(attachments.BlobUnreadable(check.reason, "the notice blob cannot be read"), obj, lang)
         if not check.servable:
@@ -198,7 +198,7 @@ def notice(obj: Inform):
         body = audited_stream([check.data], "inform.notice.download", obj=obj, integrity_errors=(DecryptionError,),
                               lang=lang)
         size = len(check.data)
-    else:
+    else:  # an English notice of an inform issued before it was stored: rendered now, unsigned
         data = services.notice_pdf(db.session(), obj, "en")
         body, size = audited_stream([data], "inform.notice.download", obj=obj, lang=lang), len(data)
     resp = Response(body, mimetype="application/pdf", direct_passthrough=True)
@@ -206,14 +206,14 @@ def notice(obj: Inform):
     resp.headers["Content-Disposition"] = f'attachment; filename="{obj.number}{"" if lang == "ja" else "-en"}.pdf"'
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["Content-Security-Policy"] = DOWNLOAD_CSP
-    if lang == "ja":
-        resp.headers["X-Content-SHA256"] = obj.notice_sha256
+    if services.stored(obj, lang):
+        resp.headers["X-Content-SHA256"] = services.notice_sha256(obj, lang)
     return resp
 
 
-def _checked(obj: Inform) -> services.NoticeCheck:
+def _checked(obj: Inform, lang: str = "ja") -> services.NoticeCheck:
     return services.check_stored_notice(attachments.store_for(settings(), db.session), current_keyring(), settings(),
-                                        obj)
+                                        obj, lang)
 
 
 def _damaged(check: services.NoticeCheck, obj: Inform, lang: str):
@@ -223,7 +223,7 @@ def _damaged(check: services.NoticeCheck, obj: Inform, lang: str):
     failed(ServiceError(_("The stored notice is damaged and is not served."), reason=f"notice_{check.reason}"),
            "inform.notice.download", obj, details={"lang": lang})
     audit("inform.notice.damaged", outcome="failure", reason=check.reason, target_type="inform", target_id=obj.id,
-          case_ref=obj.report.reference, org_id=obj.report.organisation_id)
+          case_ref=obj.report.reference, org_id=obj.report.organisation_id, details={"lang": lang})
     return render_template("errors/generic.html", code=500, title=_("The notice is damaged"),
                            message=_("The stored notice failed its integrity check and is not served. "
                                      "The administrators have been told.")), 500
@@ -235,13 +235,16 @@ def notice_page(obj: Inform):
     """The issued notice: its signature checked now, its revocation, and how to verify it."""
     if obj.status not in ("issued", "revoked") or not obj.notice_blob_key:
         abort(404)
-    check = _checked(obj)
-    if not check.servable:
-        log.error("inform %s: stored notice %s (%s)", obj.id, check.status, check.reason)
-        audit("inform.notice.damaged", outcome="failure", reason=check.reason, target_type="inform",
-              target_id=obj.id, case_ref=obj.report.reference, org_id=obj.report.organisation_id)
+    checks = {lang: _checked(obj, lang) for lang in services.NOTICE_LANGS if services.stored(obj, lang)}
+    for lang, check in checks.items():
+        if not check.servable:
+            log.error("inform %s: stored %s notice %s (%s)", obj.id, lang, check.status, check.reason)
+            audit("inform.notice.damaged", outcome="failure", reason=check.reason, target_type="inform",
+                  target_id=obj.id, case_ref=obj.report.reference, org_id=obj.report.organisation_id,
+                  details={"lang": lang})
+    check = checks["ja"]
     return render_template("informs/notice.html", inform=obj, report=obj.report, check=check,
-                           verdict=check.verdict)
+                           verdict=check.verdict, check_en=checks.get("en"))
 
 
 @bp.route("/notices/ca.pem")
