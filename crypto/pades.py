@@ -2,9 +2,9 @@
 
 :func:`sign` adds one visible PAdES baseline (B-B) signature to a PDF as an incremental
 update. The same input, key, certificate and signing time give the same bytes: RSA PKCS#1 v1.5
-is deterministic, the signing time is the caller's (the approval time), the appearance's
-resource name is fixed and the new trailer ID is derived from the document and the time
-instead of pyHanko's random one.
+is deterministic, the signing time is the caller's (the approval time), the new
+trailer ID is derived from the document and the time instead of pyHanko's random one, and
+/ModDate is the signing time.
 
 :func:`check` validates the signature of a PDF against the trust roots and revocation lists
 given, with no network access, and says in a :class:`Verdict` who signed, when, and whether
@@ -23,7 +23,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pyhanko.pdf_utils import content, generic, layout
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
@@ -38,22 +38,6 @@ EXIT_VALID, EXIT_DAMAGED, EXIT_CERTIFICATE, EXIT_UNREADABLE = 0, 1, 2, 3
 
 def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-
-
-class _Appearance(content.PdfContent):
-    """The first page of a small PDF as the signature's appearance, under a fixed name
-    (pyHanko's own importer names it with a random UUID)."""
-
-    def __init__(self, pdf: bytes) -> None:
-        super().__init__()
-        self._pdf = pdf
-
-    def render(self) -> bytes:
-        xobj = self._ensure_writer.import_page_as_xobject(PdfFileReader(BytesIO(self._pdf)), page_ix=0)
-        self.resources.xobject["/SigAppearance"] = xobj
-        x1, y1, x2, y2 = xobj.get_object()["/BBox"]
-        self.box = layout.BoxConstraints(width=abs(x1 - x2), height=abs(y1 - y2))
-        return b"/SigAppearance Do"
 
 
 class _AtTime(signers.PdfSigner):
@@ -83,10 +67,12 @@ class _Writer(IncrementalPdfFileWriter):
 
 
 def sign(pdf: bytes, *, key: rsa.RSAPrivateKey, cert: x509.Certificate, chain: list[x509.Certificate],
-         signing_time: datetime, page: int, box: tuple[float, float, float, float], appearance: bytes | None,
-         name: str, location: str, reason: str) -> bytes:
+         signing_time: datetime, page: int, box: tuple[float, float, float, float], name: str, location: str,
+         reason: str) -> bytes:
     """``pdf`` with a visible signature field at ``box`` (points, lower-left origin) on
-    ``page`` (0-based; -1 the last), drawn with the first page of ``appearance``."""
+    ``page`` (0-based; -1 the last). The field's own appearance is empty: the document draws
+    what the signature area shows (who signs, when) in its page, where the signature covers it
+    and no font has to be embedded a second time."""
     if signing_time.tzinfo is None:
         raise ValueError("signing_time must carry its time zone")
     signer = signers.SimpleSigner(
@@ -97,8 +83,7 @@ def sign(pdf: bytes, *, key: rsa.RSAPrivateKey, cert: x509.Certificate, chain: l
     meta = signers.PdfSignatureMetadata(field_name=FIELD, md_algorithm="sha256",
                                         subfilter=fields.SigSeedSubFilter.PADES, name=name, location=location,
                                         reason=reason)
-    style = StaticStampStyle(background=_Appearance(appearance), border_width=0) if appearance else \
-        StaticStampStyle(border_width=0)
+    style = StaticStampStyle(border_width=0)
     writer = _Writer(pdf, signing_time)
     seed = hashlib.sha256(pdf + signing_time.isoformat().encode()).digest()[:16]
     try:  # the first ID stays the document's (ISO 32000 §14.4)

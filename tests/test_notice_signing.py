@@ -85,6 +85,8 @@ def test_the_issued_notice_is_signed_at_approval_and_served_byte_identical(app, 
     assert "/N" in sig["/AP"]
     text = "".join("".join(p.extract_text().split()) for p in reader.pages)
     assert "安全保障貿易管理課" in text and "（教示）" in text and "審査請求" in text and "取消しの訴え" in text
+    # The signature area names the issuing office and the signing date (和暦, JST).
+    assert "電子署名（PAdES）" in text and "署名日時" in text and "令和" in text
 
 
 def test_pyhanko_and_pdfsig_accept_the_notice_and_reject_one_changed_byte(app, case, tmp_path, nss_db):  # noqa: F811
@@ -112,7 +114,7 @@ def _signed_with(signer: notice_pki.Issued, ca: notice_pki.Issued, when: datetim
 
     r = compose(SAMPLE)
     return pades.sign(r.pdf, key=signer.key, cert=signer.cert, chain=[ca.cert], signing_time=when, page=r.page,
-                      box=r.box, appearance=None, name="DEMO office", location="Tokyo", reason="test")
+                      box=r.box, name="DEMO office", location="Tokyo", reason="test")
 
 
 @pytest.fixture(scope="module")

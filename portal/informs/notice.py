@@ -14,7 +14,7 @@ Properties the rest of the portal relies on:
   subset (``/FontFile2``); no standard-14 or system font is referenced, so the notice prints
   the same everywhere. Only the three font files are ever read.
 * **Room for the signature.** ``compose`` leaves an area at the end of the last page and says
-  where; the issuing service signs the notice there (``render_signature`` draws what it shows).
+  where, and draws in it who signs and when; the issuing service places the signature field there.
 * **Text is text.** User-supplied strings are drawn glyph by glyph with ``FPDF.text``: no markup,
   markdown or ``{nb}`` alias is interpreted, so ``<b>`` or ``**x**`` appear literally.
   Characters the font lacks are drawn as 〓 (geta, the customary mark for an unavailable
@@ -40,7 +40,7 @@ from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 
-__all__ = ["NoticeData", "Rendered", "render_notice", "compose", "render_signature", "load_fonts", "era_year",
+__all__ = ["NoticeData", "Rendered", "render_notice", "compose", "load_fonts", "era_year",
            "japanese_date", "english_date", "LANGS", "APPEAL_DEFAULT"]
 
 LANGS = ("ja", "en")
@@ -131,6 +131,13 @@ def _load_face(path: Path, style: str) -> _Face:
     for tag in _UNUSED_TABLES:
         if tag in font:
             del font[tag]
+    # One Unicode cmap subtable is all fpdf2 reads; every document decompiles what is left, so
+    # the duplicates (BMP-only, platform 0) would only cost time.
+    cmap = font["cmap"]
+    best = [t for t in cmap.tables if (t.platformID, t.platEncID) == (3, 10)] or \
+        [t for t in cmap.tables if (t.platformID, t.platEncID) == (3, 1)]
+    if best:
+        cmap.tables = best[:1]
     buf = BytesIO()
     font.save(buf)
     font.close()
@@ -257,6 +264,7 @@ class _Composer:
         self.text_w = self.PAGE_W - self.LEFT - self.RIGHT
         self.limit = self.PAGE_H - self.BOTTOM
         self.pages: list[list[tuple[float, float, str, float, str]]] = [[]]
+        self.frames: list[tuple[int, float, float, float, float]] = []  # (page, x, y, w, h) in mm
         self.y = self.TOP
 
     # measuring -------------------------------------------------------------
@@ -347,6 +355,11 @@ class _Composer:
             for x, baseline, style, size, line in page:
                 pdf.set_font(FONTS[style][1], FONTS[style][2], size)
                 pdf.text(x, baseline, line)
+            for fn, x, y, w, h in self.frames:
+                if fn == n - 1:
+                    pdf.set_draw_color(40, 40, 40)
+                    pdf.set_line_width(0.3)
+                    pdf.rect(x, y, w, h)
             pdf.set_text_color(90, 90, 90)
             pdf.set_font(FONTS["G"][1], FONTS["G"][2], small)
             fy = self.PAGE_H - 13.0
@@ -488,8 +501,10 @@ def _drawable(faces: dict[str, _Face]) -> frozenset[int]:
     return out or frozenset()
 
 
-def compose(data: NoticeData, lang: str = "ja") -> Rendered:
-    """The notice, with an empty area at the end of its last page for the signature."""
+def compose(data: NoticeData, lang: str = "ja", *, signature: list[str] | None = None) -> Rendered:
+    """The notice, with an area at the end of its last page for the signature: framed, with
+    ``signature``'s lines (who signs, when) when given, empty in a preview. The signature field
+    is placed over it, so what it shows is page content, covered by the signature itself."""
     _validate(data, lang)
     faces = _get_faces()
     cmap = _drawable(faces)
@@ -574,6 +589,17 @@ def compose(data: NoticeData, lang: str = "ja") -> Rendered:
     lay.gap(lh * 0.8)
     lay.need(SIGNATURE_H)
     sig_page, sig_top = len(lay.pages) - 1, lay.y
+    if signature:
+        x0 = lay.LEFT + lay.text_w - SIGNATURE_W
+        lay.frames.append((sig_page, x0 + 0.5, sig_top + 0.5, SIGNATURE_W - 1, SIGNATURE_H - 1))
+        size, y = 8.5, sig_top + 2.5
+        for n, line in enumerate(signature):
+            style = "B" if n == 0 else "G"
+            text = c(line).replace("\n", " ")
+            while text and lay.width(text, style, size) > SIGNATURE_W - 5:
+                text = text[:-1]  # the area is fixed: an over-long line is cut rather than overflowing
+            y += size * 1.45 / PT
+            lay.pages[sig_page].append((x0 + 2.5, y, style, size, text))
     lay.y += SIGNATURE_H
 
     pdf = FPDF(orientation="P", unit="mm", format="A4")
@@ -595,32 +621,3 @@ def compose(data: NoticeData, lang: str = "ja") -> Rendered:
            round((y1 + SIGNATURE_H) * PT, 2))
     return Rendered(bytes(pdf.output()), sig_page, box)
 
-
-def render_signature(lines: list[str], signed_at: datetime) -> bytes:
-    """The signature's visible appearance: a one-page PDF the size of the signature area, with
-    ``lines`` (office, date) in a frame. Deterministic, fonts embedded like the notice's."""
-    faces = _get_faces()
-    cmap = _drawable(faces)
-    lay = _Composer(faces)
-    pdf = FPDF(orientation="L", unit="mm", format=(SIGNATURE_H, SIGNATURE_W))
-    pdf.alias_nb_pages(None)
-    pdf.set_auto_page_break(False)
-    pdf.set_margins(0, 0, 0)
-    pdf.set_creation_date(signed_at)
-    pdf.set_creator("ttr-portal")
-    for style, face in faces.items():
-        _attach_font(pdf, face, style)
-    pdf.add_page()
-    pdf.set_draw_color(40, 40, 40)
-    pdf.set_line_width(0.3)
-    pdf.rect(0.5, 0.5, SIGNATURE_W - 1, SIGNATURE_H - 1)
-    size, y = 8.5, 2.5
-    for n, line in enumerate(lines):
-        style = "B" if n == 0 else "G"
-        text = _clean(line, cmap).replace("\n", " ")
-        while text and lay.width(text, style, size) > SIGNATURE_W - 5:
-            text = text[:-1]  # the box is fixed: an over-long line is cut rather than overflowing
-        pdf.set_font(FONTS[style][1], FONTS[style][2], size)
-        y += size * 1.45 / PT
-        pdf.text(2.5, y, text)
-    return bytes(pdf.output())

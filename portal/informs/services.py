@@ -375,10 +375,11 @@ def signed_notice(session: Session, inform: Inform, lang: str, settings) -> byte
     from portal.informs import signing
     from portal.informs.notice import compose
 
-    rendered = compose(notice_data(session, inform, lang, settings=settings), lang)
+    office = getattr(settings, f"notice_office_{lang}")
+    rendered = compose(notice_data(session, inform, lang, settings=settings), lang,
+                       signature=signing.signature_lines(office, inform.issued_at, lang))
     try:
-        return signing.sign(settings, rendered, signed_at=inform.issued_at,
-                            office=getattr(settings, f"notice_office_{lang}"), lang=lang)
+        return signing.sign(settings, rendered, signed_at=inform.issued_at, office=office, lang=lang)
     except signing.SigningUnavailable as exc:
         log.error("inform %s not issued: %s", inform.id, exc)
         raise ServiceError(_("The notice cannot be signed, so nothing was issued: the ministry's signing key is "

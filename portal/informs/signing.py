@@ -107,13 +107,9 @@ def signature_lines(office: str, signed_at: datetime, lang: str) -> list[str]:
 
 def sign(settings: Settings, rendered, *, signed_at: datetime, office: str, lang: str) -> bytes:
     """The rendered notice signed in its signature area, at ``signed_at`` (the approval time)."""
-    from portal.informs.notice import render_signature
-
     m = material(settings)
     return pades.sign(rendered.pdf, key=m.key, cert=m.cert, chain=m.chain,  # type: ignore[arg-type]
-                      signing_time=signed_at, page=rendered.page, box=rendered.box,
-                      appearance=render_signature(signature_lines(office, signed_at, lang), signed_at),
-                      name=office, location="東京都千代田区霞が関" if lang == "ja" else "Tokyo, Japan",
+                      signing_time=signed_at, page=rendered.page, box=rendered.box, name=office, location="東京都千代田区霞が関" if lang == "ja" else "Tokyo, Japan",
                       reason="インフォーム通知の発出" if lang == "ja" else "Issue of an inform notice")
 
 
