@@ -12,7 +12,9 @@ the bytes are intact and the certificate trusted, expired or revoked.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -34,6 +36,18 @@ FIELD = "MinistrySignature"
 
 # Exit codes of the verifiers (crypto.notice_verify and `portal informs verify`).
 EXIT_VALID, EXIT_DAMAGED, EXIT_CERTIFICATE, EXIT_UNREADABLE = 0, 1, 2, 3
+
+
+def _off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call one of pyHanko's synchronous functions. They run asyncio.run(), which refuses in a
+    thread whose event loop is running (an async server, Playwright's sync API in the test
+    process): there, the call runs in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args, **kwargs)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -94,9 +108,10 @@ def sign(pdf: bytes, *, key: rsa.RSAPrivateKey, cert: x509.Certificate, chain: l
     # pyHanko draws a random second ID; the notice's is derived from what it is.
     writer._document_id = generic.ArrayObject([generic.ByteStringObject(first), generic.ByteStringObject(seed)])
     out = BytesIO()
-    _AtTime(meta, signer=signer, stamp_style=style, signing_time=signing_time,
-            new_field_spec=fields.SigFieldSpec(FIELD, on_page=page, box=(
-                round(box[0]), round(box[1]), round(box[2]), round(box[3])))).sign_pdf(writer, output=out)
+    pdf_signer = _AtTime(meta, signer=signer, stamp_style=style, signing_time=signing_time,
+                         new_field_spec=fields.SigFieldSpec(FIELD, on_page=page, box=(
+                             round(box[0]), round(box[1]), round(box[2]), round(box[3]))))
+    _off_loop(pdf_signer.sign_pdf, writer, output=out)
     return out.getvalue()
 
 
@@ -157,7 +172,7 @@ def check(pdf: bytes, *, trust_roots: list[x509.Certificate], crls: list[bytes] 
     vc = ValidationContext(trust_roots=[_asn1_cert(c) for c in trust_roots], crls=list(crls), allow_fetching=False,
                            revocation_mode="require" if crls else "soft-fail", moment=at)
     try:
-        st = validate_pdf_signature(sig, vc)
+        st = _off_loop(validate_pdf_signature, sig, vc)
     except Exception as exc:  # noqa: BLE001 - a damaged signature container
         return Verdict(signed=True, problem=f"modified: {exc}")
     from pyhanko.sign.validation.status import SignatureCoverageLevel

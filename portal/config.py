@@ -127,6 +127,9 @@ class Settings:
         if self.blob_dir is None:
             self.blob_dir = self.instance_path / "blobs"
         self.notice_signing_password = self.notice_signing_password or None
+        if self.notice_signing_p12 is not None and self.notice_ca_cert is None:
+            # Without it the portal would verify the ministry's notices against nothing (or a demo CA).
+            raise ConfigError("PORTAL_NOTICE_CA_CERT must name the CA certificate of PORTAL_NOTICE_SIGNING_P12")
         parts = urlsplit(self.base_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
             raise ConfigError(f"PORTAL_BASE_URL must be the portal's public http(s) address, not {self.base_url!r}")

@@ -309,3 +309,19 @@ def test_the_notice_page_is_the_readers_only(app, case, factory):  # noqa: F811
     other = app.test_client()
     sign_in(other, factory.user("filer", org=factory.org("他社株式会社")))
     assert other.get(f"/informs/{i.id}/notice").status_code in (403, 404)
+
+
+def test_production_never_offers_the_demo_ca_and_a_key_needs_its_ca(tmp_path):
+    from portal.config import ConfigError, Settings
+    from portal.encryption.instance import ensure_instance
+    from portal.informs import signing
+
+    prod = Settings.from_env({}, env="production", instance_path=tmp_path, secret_key="t" * 48)
+    ensure_instance(prod)  # the demo set is there, as after `portal init`
+    assert signing.ca_pem(prod) is None
+    with pytest.raises(signing.SigningUnavailable, match="PORTAL_NOTICE_SIGNING_P12"):
+        signing.material(prod)
+    demo = Settings.from_env({}, env="production", demo=True, instance_path=tmp_path, secret_key="t" * 48)
+    assert signing.ca_pem(demo) is not None and signing.material(demo).demo
+    with pytest.raises(ConfigError, match="PORTAL_NOTICE_CA_CERT"):
+        Settings.from_env({"PORTAL_NOTICE_SIGNING_P12": str(tmp_path / "x.p12")}, env="test")

@@ -9,10 +9,10 @@ Properties the rest of the portal relies on:
 * **Deterministic.** The same data and language give byte-identical PDFs: the creation date is
   the issue date at 00:00 JST, the document ID is a hash of the content, the font subset tag is
   fixed, and nothing reads the clock or a random source.
-* **Fonts embedded.** The body in BIZ UD Mincho (明朝), headings and footers in IBM Plex Sans JP
-  (all OFL, in ``fonts/`` beside this file with their licences), each embedded as a TrueType
-  subset (``/FontFile2``); no standard-14 or system font is referenced, so the notice prints
-  the same everywhere. Only the three font files are ever read.
+* **Fonts embedded.** The body in BIZ UD Mincho (明朝), headings in IBM Plex Sans JP Bold (both
+  OFL, in ``fonts/`` beside this file with their licences), each embedded as a TrueType subset
+  (``/FontFile2``); no standard-14 or system font is referenced, so the notice prints the same
+  everywhere. Only the two font files are ever read.
 * **Room for the signature.** ``compose`` leaves an area at the end of the last page and says
   where, and draws in it who signs and when; the issuing service places the signature field there.
 * **Text is text.** User-supplied strings are drawn glyph by glyph with ``FPDF.text``: no markup,
@@ -47,10 +47,10 @@ LANGS = ("ja", "en")
 JST = timezone(timedelta(hours=9), "JST")
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 # Face key → (file, fpdf2 family, fpdf2 style). The body is set in 明朝 (BIZ UD Mincho), as
-# official documents are; headings in Plex Sans JP Bold, footers and the signature box in Plex.
+# official documents are, headings in Plex Sans JP Bold. Two faces only: every face embedded
+# costs each document a subsetting pass over a multi-megabyte font.
 FONTS = {"": ("BIZUDMincho-Regular.woff", "minchojp", ""),
-         "B": ("IBMPlexSansJP-Bold.woff", "plexjp", "B"),
-         "G": ("IBMPlexSansJP-Regular.woff", "plexjp", "")}
+         "B": ("IBMPlexSansJP-Bold.woff", "plexjp", "B")}
 FONT_FILES = {key: f for key, (f, _fam, _st) in FONTS.items()}
 
 
@@ -361,11 +361,11 @@ class _Composer:
                     pdf.set_line_width(0.3)
                     pdf.rect(x, y, w, h)
             pdf.set_text_color(90, 90, 90)
-            pdf.set_font(FONTS["G"][1], FONTS["G"][2], small)
+            pdf.set_font(FONTS[""][1], FONTS[""][2], small)
             fy = self.PAGE_H - 13.0
             pdf.text(self.LEFT, fy, footer_left)
             folio = f"{n} / {total}"
-            pdf.text(self.LEFT + self.text_w - self.width(folio, "G", small), fy, folio)
+            pdf.text(self.LEFT + self.text_w - self.width(folio, "", small), fy, folio)
             pdf.set_draw_color(170, 170, 170)
             pdf.set_line_width(0.2)
             pdf.line(self.LEFT, fy - 4.5, self.LEFT + self.text_w, fy - 4.5)
@@ -594,7 +594,7 @@ def compose(data: NoticeData, lang: str = "ja", *, signature: list[str] | None =
         lay.frames.append((sig_page, x0 + 0.5, sig_top + 0.5, SIGNATURE_W - 1, SIGNATURE_H - 1))
         size, y = 8.5, sig_top + 2.5
         for n, line in enumerate(signature):
-            style = "B" if n == 0 else "G"
+            style = "B" if n == 0 else ""
             text = c(line).replace("\n", " ")
             while text and lay.width(text, style, size) > SIGNATURE_W - 5:
                 text = text[:-1]  # the area is fixed: an over-long line is cut rather than overflowing

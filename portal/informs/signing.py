@@ -73,16 +73,19 @@ def material(settings: Settings) -> Material:
         return found
 
 
-def ca_path(settings: Settings) -> Path:
+def ca_path(settings: Settings) -> Path | None:
     if settings.notice_ca_cert is not None:
         return Path(settings.notice_ca_cert)
-    return Path(settings.instance_path) / notice_pki.DEMO_CA_CERT
+    if settings.notice_demo_signing and demo_allowed(settings):
+        return Path(settings.instance_path) / notice_pki.DEMO_CA_CERT
+    return None  # production without a configured CA: never offer the demo one
 
 
 def ca_pem(settings: Settings) -> bytes | None:
     """The CA certificate (PEM) companies verify the notice against; None when there is none."""
+    path = ca_path(settings)
     try:
-        return ca_path(settings).read_bytes()
+        return path.read_bytes() if path is not None else None
     except OSError:
         return None
 
