@@ -45,7 +45,8 @@ def register(app) -> None:
 
 @main.command()
 def init() -> None:
-    """Create instance/ keys (0600) if absent and migrate the database to head."""
+    """Create instance/ keys (0600) if absent, with a DEMO CA and notice-signing certificate unless
+    PORTAL_NOTICE_SIGNING_P12 is set, and migrate the database to head."""
     from flask import current_app
 
     from portal.encryption.instance import ensure_instance
@@ -94,6 +95,52 @@ def demo() -> None:
             click.echo(saved.read_text(), nl=False)
         return
     click.echo(format_accounts(accounts), nl=False)
+
+
+@main.group()
+def informs() -> None:
+    """Issued informs and their signed notices."""
+
+
+@informs.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def informs_verify(file) -> None:
+    """Check a notice file: its signature against the portal's CA (and CRL), and whether the
+    portal issued these exact bytes and the inform is still in force.
+
+    \b
+    Exit codes: 0 valid and in force; 1 damaged (changed after signing, or no signature);
+    2 intact, but the signing certificate is not trusted, expired or revoked; 3 not readable;
+    4 the signature is valid but the inform was revoked, or the portal has no record of it."""
+    import hashlib
+    from pathlib import Path
+
+    from flask import current_app
+    from sqlalchemy import select
+
+    from crypto.notice_verify import describe
+    from crypto.pades import EXIT_VALID
+    from portal import db
+    from portal.core.templating import jdatetime
+    from portal.informs import signing
+    from portal.informs.models import Inform
+
+    data = Path(file).read_bytes()
+    verdict = signing.verify(current_app.config["SETTINGS"], data)
+    click.echo("\n".join(describe(verdict)))
+    digest = hashlib.sha256(data).hexdigest()
+    inform = db.session().execute(select(Inform).where(Inform.notice_sha256 == digest)).scalar_one_or_none()
+    code = verdict.exit_code
+    if inform is None:
+        click.echo("portal record: none; this portal issued no notice with these bytes")
+        sys.exit(code if code != EXIT_VALID else 4)
+    click.echo(f"portal record: inform {inform.number}, case {inform.report.reference}, issued "
+               f"{jdatetime(inform.issued_at, 'en')}")
+    if inform.revoked_at is not None:
+        click.echo(f"REVOKED on {jdatetime(inform.revoked_at, 'en')}: {inform.revoke_reason}")
+        sys.exit(code if code != EXIT_VALID else 4)
+    click.echo("status: in force")
+    sys.exit(code)
 
 
 @main.group()

@@ -83,6 +83,23 @@ class Settings:
     # A bearer token that opens /metrics to a scraper that is not on loopback (or to any
     # scraper behind a proxy, where loopback proves nothing). Unset: loopback only.
     metrics_token: str | None = None
+    # The official notice's signature (portal.informs.signing; README "Signing the official
+    # notice"). A PKCS#12 file with the ministry's signing key and certificate (its password in
+    # PORTAL_NOTICE_SIGNING_PASSWORD), and the CA certificate companies verify against (served at
+    # /notices/ca.pem). Unset: the demo set `portal init` creates under instance/, used only in
+    # development, tests or with PORTAL_DEMO=1; otherwise approval refuses to issue unsigned.
+    notice_signing_p12: Path | None = None
+    notice_signing_password: str | None = None
+    notice_ca_cert: Path | None = None
+    notice_crl: Path | None = None  # the CA's revocation list, checked when a notice is verified
+    # What the notice says about who issued it and how to challenge it (担当課・連絡先, 教示).
+    notice_office_ja: str = "経済産業省 貿易経済安全保障局 安全保障貿易管理課"
+    notice_office_en: str = ("Security Export Control Division, Trade and Economic Security Bureau, "
+                             "Ministry of Economy, Trade and Industry")
+    notice_contact_ja: str = "電話 03-3501-1511（代表）"
+    notice_contact_en: str = "Tel. +81-3-3501-1511 (switchboard)"
+    notice_appeal_ja: str = ""  # empty: the default 教示 (portal.informs.notice.APPEAL_DEFAULT)
+    notice_appeal_en: str = ""
 
     ENV_PREFIX = "PORTAL_"
 
@@ -116,6 +133,10 @@ class Settings:
             self.audit_key_path = self.instance_path / "audit-signing.pem"
         if self.blob_dir is None:
             self.blob_dir = self.instance_path / "blobs"
+        self.notice_signing_password = self.notice_signing_password or None
+        if self.notice_signing_p12 is not None and self.notice_ca_cert is None:
+            # Without it the portal would verify the ministry's notices against nothing (or a demo CA).
+            raise ConfigError("PORTAL_NOTICE_CA_CERT must name the CA certificate of PORTAL_NOTICE_SIGNING_P12")
         parts = urlsplit(self.base_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
             raise ConfigError(f"PORTAL_BASE_URL must be the portal's public http(s) address, not {self.base_url!r}")
@@ -156,6 +177,11 @@ class Settings:
                 f"{self.instance_path / 'secret_key'}. The portal does not start without one."
             )
         return self.secret_key
+
+    @property
+    def notice_demo_signing(self) -> bool:
+        """Whether notices are signed with the demo set under instance/ (no key configured)."""
+        return self.notice_signing_p12 is None
 
     @property
     def is_postgres(self) -> bool:

@@ -313,6 +313,7 @@ ROUTES: list[Route] = [
     R("informs.licence", "POST", "inform.acknowledge", INFORMS, iid,
       attack=lambda w, who, o: {"licence_application_ref": "ATTACK-1"}, probe=ANY),
     R("informs.notice", "GET", "inform.view", ISSUED, iid),  # only an issued inform has a notice
+    R("informs.notice_page", "GET", "inform.view", ISSUED, iid),  # its signature status (issue 16)
     # ---------------------------------------------------------------- review
     R("review.queue", "GET", "review.queue", NONE),
     R("review.dashboard", "GET", "dashboard.view", NONE),

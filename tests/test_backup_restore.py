@@ -75,7 +75,8 @@ def world(request, app, factory, tmp_path):
 
     assert approve(ac, inform_id, {"comment": "承認"}).status_code == 302
     notice = fc.get(f"/informs/{inform_id}/notice.pdf").data
-    assert notice[:5] == b"%PDF-"
+    notice_en = fc.get(f"/informs/{inform_id}/notice.pdf?lang=en").data
+    assert notice[:5] == b"%PDF-" and notice_en[:5] == b"%PDF-"
     # A second report, still a draft, that takes the uploads.
     draft_id = new_report(fc)
     uploaded = {}
@@ -83,7 +84,7 @@ def world(request, app, factory, tmp_path):
         data = _file(i)
         assert upload(fc, draft_id, data, f"before-{i}.pdf").status_code == 302
         uploaded[hashlib.sha256(data).hexdigest()] = data
-    yield {"fc": fc, "draft": draft_id, "notice": notice, "uploaded": uploaded, "store": request.param}
+    yield {"fc": fc, "draft": draft_id, "notice": notice, "notice_en": notice_en, "uploaded": uploaded, "store": request.param}
     s.blob_store, s.blob_dir = old
 
 
@@ -187,6 +188,7 @@ def test_restore_drill(app, world, target, tmp_path):
 
     contents = _decrypted(inst, url, world["store"])
     assert contents["inform_notices"] == [world["notice"]]
+    assert contents["inform_notices_en"] == [world["notice_en"]]  # the English notice is stored too
     got = {hashlib.sha256(c).hexdigest(): c for c in contents["attachments"]}
     assert before_backup <= set(got)  # everything committed before the backup began
     assert len(got) == len(contents["attachments"])
@@ -195,14 +197,14 @@ def test_restore_drill(app, world, target, tmp_path):
 
     # The restore ran both checks itself; the commands an operator runs agree (once is enough:
     # each start of the command costs seconds).
-    assert f"blobs: {len(got) + 1} authenticated" in r.stdout and "the set's checkpoint: the trail extends" in r.stdout
+    assert f"blobs: {len(got) + 2} authenticated" in r.stdout and "the set's checkpoint: the trail extends" in r.stdout
     if world["store"] == "database":
         return
     verify, check = _cli(inst, url, world["store"], ("audit", "verify"), ("blobs", "check", "--deep"))
     assert verify.returncode == 0, verify.stderr
     assert "stored checkpoint #" in verify.stdout and "the trail extends the checkpoint" in verify.stdout
     assert check.returncode == 0, check.stdout + check.stderr
-    assert f"{len(got) + 1} blobs authenticated, 0 bad" in check.stdout
+    assert f"{len(got) + 2} blobs authenticated, 0 bad" in check.stdout
 
 
 def _restore_in_process(settings, src, **kw):
@@ -274,7 +276,7 @@ def test_a_damaged_set_is_refused_and_nothing_written(app, world, target, tmp_pa
         print(damage, "->", refused.value)
     # The intact set restores; then the target is no longer empty and a second restore is refused.
     restored = _restore_in_process(settings, good, public_key=trusted)
-    assert restored.blobs == 4 and inst.exists()
+    assert restored.blobs == 5 and inst.exists()  # 3 uploads, the Japanese and the English notice
     with pytest.raises(RestoreError, match="not empty"):
         _restore_in_process(settings, good)
 

@@ -41,11 +41,12 @@ def test_approve_then_download_the_notice(app, case, store, tmp_path):  # noqa: 
     i = draft_and_send(case)
     assert post(case["approver"], rid, f"/informs/{i.id}/approve", {"comment": "承認"}).status_code == 302
     i = _inform(app, rid)
-    assert i.status == "issued" and i.notice_blob_key
+    assert i.status == "issued" and i.notice_blob_key and i.notice_en_blob_key
+    both = sorted([i.notice_blob_key, i.notice_en_blob_key])  # the Japanese and the English notice
     if store == "database":
-        assert [k for k, _n in _chunks(app)] == [i.notice_blob_key]
+        assert sorted(k for k, _n in _chunks(app)) == both
     else:
-        assert _files(tmp_path) == [i.notice_blob_key]
+        assert _files(tmp_path) == both
     for who in ("filer", "approver"):
         got = case[who].get(f"/informs/{i.id}/notice.pdf")
         assert got.status_code == 200
@@ -54,7 +55,7 @@ def test_approve_then_download_the_notice(app, case, store, tmp_path):  # noqa: 
         assert body.startswith(b"%PDF-")
     checked = _cli(app, "blobs", "check", "--deep")
     assert checked.exit_code == 0, checked.output
-    assert "orphan" not in checked.output and "1 blobs authenticated, 0 bad" in checked.output
+    assert "orphan" not in checked.output and "2 blobs authenticated, 0 bad" in checked.output
 
 
 @pytest.mark.parametrize("size", [300_000, 2_500_000])

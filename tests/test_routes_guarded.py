@@ -11,7 +11,8 @@ from portal.access.policy import RULES, Action
 # A new public route is a deliberate decision: add it here with the reason.
 EXPECTED_PUBLIC = {"core.home", "core.language", "core.healthz", "core.livez", "auth.login",
                    "auth.second_factor", "auth.enrol", "auth.logout", "orgs.accept", "observability.metrics",
-                   "core.favicon"}  # the browser's icon, as public as the stylesheet
+                   "core.favicon",  # the browser's icon, as public as the stylesheet
+                   "informs.ca_certificate"}  # the CA certificate anyone verifies a notice against (issue 16)
 
 
 def _access(app, endpoint):

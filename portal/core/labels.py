@@ -77,6 +77,7 @@ ACTIONS = {
     "inform.issue": _l("Inform issued"),
     "inform.licence_application": _l("Licence application reported"),
     "inform.notice.download.start": _l("Inform notice downloaded"),
+    "inform.notice.damaged": _l("Stored inform notice found damaged"),
     "inform.reject": _l("Inform approval refused"),
     "inform.revoke": _l("Inform revoked"),
     "inform.send_for_approval": _l("Inform sent for approval"),

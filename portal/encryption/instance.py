@@ -56,4 +56,10 @@ def ensure_instance(settings: Settings) -> list[str]:
         audit_key.parent.mkdir(parents=True, exist_ok=True)
         SigningKey.create(audit_key)
         created.append(str(audit_key))
+    if settings.notice_signing_p12 is None:
+        # No ministry key configured: a demo CA and notice-signing certificate (DEMO in every
+        # file name and subject), which the portal signs with outside production or with PORTAL_DEMO.
+        from crypto.notice_pki import create_demo
+
+        created.extend(str(p) for p in create_demo(inst))
     return created

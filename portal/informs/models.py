@@ -49,6 +49,14 @@ class Inform(CaseMaterial, Base):
     notice_wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
     notice_sha256: Mapped[str | None] = mapped_column(String(64))
     notice_size: Mapped[int | None] = mapped_column(BigInteger)
+    # The English notice, signed and stored at issue too (issue 16); NULL for informs issued
+    # before it was (their English notice is rendered on request).
+    notice_en_uid: Mapped[str | None] = mapped_column(String(32))
+    notice_en_blob_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    notice_en_kek_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    notice_en_wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
+    notice_en_sha256: Mapped[str | None] = mapped_column(String(64))
+    notice_en_size: Mapped[int | None] = mapped_column(BigInteger)
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     acknowledged_at: Mapped[datetime | None]
     licence_application_ref: Mapped[str | None] = mapped_column(String(100))
@@ -88,6 +96,8 @@ class InformEvent(Base):
     comment: Mapped[str | None] = mapped_column(Text)
 
 
-# The issued notice: its stream is bound to notice_uid; NULL until the inform is issued.
+# The issued notices (Japanese, English): each stream is bound to its uid; NULL until issued.
 registry.blobs("inform_notices", Inform, key=Inform.notice_blob_key, kek=Inform.notice_kek_id,
                wrapped=Inform.notice_wrapped_dek, uid=Inform.notice_uid, size=Inform.notice_size)
+registry.blobs("inform_notices_en", Inform, key=Inform.notice_en_blob_key, kek=Inform.notice_en_kek_id,
+               wrapped=Inform.notice_en_wrapped_dek, uid=Inform.notice_en_uid, size=Inform.notice_en_size)

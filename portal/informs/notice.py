@@ -9,9 +9,12 @@ Properties the rest of the portal relies on:
 * **Deterministic.** The same data and language give byte-identical PDFs: the creation date is
   the issue date at 00:00 JST, the document ID is a hash of the content, the font subset tag is
   fixed, and nothing reads the clock or a random source.
-* **Fonts embedded.** IBM Plex Sans JP (OFL, ``fonts/`` beside this file) is embedded as a
-  TrueType subset (``/FontFile2``); no standard-14 or system font is referenced, so the notice
-  prints the same everywhere. Only the two font files are ever read.
+* **Fonts embedded.** The body in BIZ UD Mincho (明朝), headings in IBM Plex Sans JP Bold (both
+  OFL, in ``fonts/`` beside this file with their licences), each embedded as a TrueType subset
+  (``/FontFile2``); no standard-14 or system font is referenced, so the notice prints the same
+  everywhere. Only the two font files are ever read.
+* **Room for the signature.** ``compose`` leaves an area at the end of the last page and says
+  where, and draws in it who signs and when; the issuing service places the signature field there.
 * **Text is text.** User-supplied strings are drawn glyph by glyph with ``FPDF.text``: no markup,
   markdown or ``{nb}`` alias is interpreted, so ``<b>`` or ``**x**`` appear literally.
   Characters the font lacks are drawn as 〓 (geta, the customary mark for an unavailable
@@ -37,14 +40,18 @@ from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 
-__all__ = ["NoticeData", "render_notice", "load_fonts", "era_year", "japanese_date", "english_date",
-           "LANGS"]
+__all__ = ["NoticeData", "Rendered", "render_notice", "compose", "load_fonts", "era_year",
+           "japanese_date", "english_date", "LANGS", "APPEAL_DEFAULT"]
 
 LANGS = ("ja", "en")
 JST = timezone(timedelta(hours=9), "JST")
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
-FONT_FILES = {"": "IBMPlexSansJP-Regular.woff", "B": "IBMPlexSansJP-Bold.woff"}
-FAMILY = "plexjp"
+# Face key → (file, fpdf2 family, fpdf2 style). The body is set in 明朝 (BIZ UD Mincho), as
+# official documents are, headings in Plex Sans JP Bold. Two faces only: every face embedded
+# costs each document a subsetting pass over a multi-megabyte font.
+FONTS = {"": ("BIZUDMincho-Regular.woff", "minchojp", ""),
+         "B": ("IBMPlexSansJP-Bold.woff", "plexjp", "B")}
+FONT_FILES = {key: f for key, (f, _fam, _st) in FONTS.items()}
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,9 @@ class NoticeData:
     reasons: str           # company-facing reasons (multi-line)
     conditions: str        # conditions (multi-line, may be empty)
     issuer: str            # e.g. "経済産業大臣" / "Minister of Economy, Trade and Industry"
+    office: str = ""       # 担当課: the issuing office, in the notice language
+    contact: str = ""      # 連絡先: how to reach it (telephone, address)
+    appeal: str = ""       # 教示: how the decision can be challenged; empty: APPEAL_DEFAULT
 
 
 # --------------------------------------------------------------------------- dates
@@ -121,11 +131,19 @@ def _load_face(path: Path, style: str) -> _Face:
     for tag in _UNUSED_TABLES:
         if tag in font:
             del font[tag]
+    # One Unicode cmap subtable is all fpdf2 reads; every document decompiles what is left, so
+    # the duplicates (BMP-only, platform 0) would only cost time.
+    cmap = font["cmap"]
+    best = [t for t in cmap.tables if (t.platformID, t.platEncID) == (3, 10)] or \
+        [t for t in cmap.tables if (t.platformID, t.platEncID) == (3, 1)]
+    if best:
+        cmap.tables = best[:1]
     buf = BytesIO()
     font.save(buf)
     font.close()
     sfnt = buf.getvalue()
-    base = TTFFont(FPDF(), BytesIO(sfnt), FAMILY + style, style)
+    _file, family, fstyle = FONTS[style]
+    base = TTFFont(FPDF(), BytesIO(sfnt), family + fstyle, fstyle)
     cmap = frozenset(base.cmap)
     base.ttfont.close()
     base.ttfont = None  # each document gets its own; don't keep the decompiled tables around
@@ -167,7 +185,8 @@ def _attach_font(pdf: FPDF, face: _Face, style: str) -> None:
     font.biggest_size_pt = 0
     font._hbfont = None
     font.subset = SubsetMap(font)
-    pdf.fonts[FAMILY + style] = font
+    _file, family, fstyle = FONTS[style]
+    pdf.fonts[family + fstyle] = font
 
 
 # --------------------------------------------------------------------------- text
@@ -245,6 +264,7 @@ class _Composer:
         self.text_w = self.PAGE_W - self.LEFT - self.RIGHT
         self.limit = self.PAGE_H - self.BOTTOM
         self.pages: list[list[tuple[float, float, str, float, str]]] = [[]]
+        self.frames: list[tuple[int, float, float, float, float]] = []  # (page, x, y, w, h) in mm
         self.y = self.TOP
 
     # measuring -------------------------------------------------------------
@@ -333,10 +353,15 @@ class _Composer:
             pdf.add_page()
             pdf.set_text_color(0, 0, 0)
             for x, baseline, style, size, line in page:
-                pdf.set_font(FAMILY, style, size)
+                pdf.set_font(FONTS[style][1], FONTS[style][2], size)
                 pdf.text(x, baseline, line)
+            for fn, x, y, w, h in self.frames:
+                if fn == n - 1:
+                    pdf.set_draw_color(40, 40, 40)
+                    pdf.set_line_width(0.3)
+                    pdf.rect(x, y, w, h)
             pdf.set_text_color(90, 90, 90)
-            pdf.set_font(FAMILY, "", small)
+            pdf.set_font(FONTS[""][1], FONTS[""][2], small)
             fy = self.PAGE_H - 13.0
             pdf.text(self.LEFT, fy, footer_left)
             folio = f"{n} / {total}"
@@ -364,6 +389,10 @@ _JA = {
                "本件取引を行おうとする場合は、その実行前に、同法に基づく許可申請を行うこと。"
                "許可を受けるまでの間、本件技術の提供を行ってはなりません。"),
     "end": "以上",
+    "ref": "事前報告受付番号　{}",
+    "appeal": "（教示）",
+    "office": "担当課　{}",
+    "contact": "連絡先　{}",
     "heading_fmt": "{n}．{label}",
 }
 _EN = {
@@ -383,6 +412,10 @@ _EN = {
                "Trade Act. Before the transaction proceeds, your company must apply for a licence "
                "under the Act. The technology must not be provided until the licence is granted."),
     "end": "End of notice",
+    "ref": "Prior report reference: {}",
+    "appeal": "Means of redress",
+    "office": "Issuing office: {}",
+    "contact": "Contact: {}",
     "heading_fmt": "{n}. {label}",
 }
 
@@ -422,11 +455,59 @@ def outline(data: NoticeData, lang: str = "ja") -> tuple[str, str, list[tuple[st
     return title, t["intro"].format(ref=data.report_reference, basis=data.legal_basis), sections
 
 
+# 教示 (行政不服審査法第82条, 行政事件訴訟法第46条): the default wording; the portal's settings
+# (PORTAL_NOTICE_APPEAL_JA / _EN) replace it where the ministry's legal office words it otherwise.
+APPEAL_DEFAULT = {
+    "ja": ("1　この通知に不服がある場合は、この通知があったことを知った日の翌日から起算して3か月以内に、"
+           "行政不服審査法（平成26年法律第68号）の規定により、経済産業大臣に対して審査請求をすることができます。\n"
+           "2　この通知の取消しの訴えは、この通知があったことを知った日の翌日から起算して6か月以内に、"
+           "国を被告として（訴訟において国を代表する者は法務大臣となります。）提起することができます"
+           "（行政事件訴訟法（昭和37年法律第139号）第14条第1項）。ただし、上記1の審査請求をした場合には、"
+           "当該審査請求に対する裁決があったことを知った日の翌日から起算して6か月以内に提起することができます。"),
+    "en": ("1. If your company objects to this notice, it may file a request for review with the Minister of "
+           "Economy, Trade and Industry under the Administrative Complaint Review Act (行政不服審査法, Act No. 68 of "
+           "2014) within three months from the day after the day on which it learned of this notice.\n"
+           "2. An action for the revocation of this notice may be filed against the State (represented in the "
+           "action by the Minister of Justice) within six months from the day after the day on which your company "
+           "learned of this notice (Article 14(1) of the Administrative Case Litigation Act (行政事件訴訟法, Act No. "
+           "139 of 1962)). If a request for review under 1 is filed, the action may be filed within six months from "
+           "the day after the day on which your company learned of the decision on that request.\n"
+           "This English notice is a translation; the Japanese notice is the official one."),
+}
+# The area left for the visible signature, bottom right after the last text (mm).
+SIGNATURE_W, SIGNATURE_H = 82.0, 24.0
+PT = 72 / 25.4
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered notice and where its signature goes: ``page`` (0-based) and ``box`` in PDF
+    points from the page's lower-left corner (x1, y1, x2, y2)."""
+
+    pdf: bytes
+    page: int
+    box: tuple[float, float, float, float]
+
+
 def render_notice(data: NoticeData, lang: str = "ja") -> bytes:
     """The official notice as PDF bytes: Japanese by default, English with lang="en"."""
+    return compose(data, lang).pdf
+
+
+def _drawable(faces: dict[str, _Face]) -> frozenset[int]:
+    out: frozenset[int] | None = None
+    for face in faces.values():
+        out = face.cmap if out is None else out & face.cmap
+    return out or frozenset()
+
+
+def compose(data: NoticeData, lang: str = "ja", *, signature: list[str] | None = None) -> Rendered:
+    """The notice, with an area at the end of its last page for the signature: framed, with
+    ``signature``'s lines (who signs, when) when given, empty in a preview. The signature field
+    is placed over it, so what it shows is page content, covered by the signature itself."""
     _validate(data, lang)
     faces = _get_faces()
-    cmap = faces[""].cmap & faces["B"].cmap
+    cmap = _drawable(faces)
     t = _JA if lang == "ja" else _EN
 
     def c(value: object) -> str:
@@ -445,6 +526,7 @@ def render_notice(data: NoticeData, lang: str = "ja") -> bytes:
     lh = lay.line_h(body)
     # Heading block: number and date top right, addressee left, issuer right.
     lay.block(t["no"].format(number), align="R")
+    lay.block(t["ref"].format(c(data.report_reference)), align="R")
     lay.block(japanese_date(issued) if lang == "ja" else english_date(issued), align="R")
     lay.gap(lh * 0.8)
     address, name = c(data.addressee_address), t["to"].format(c(data.addressee_name))
@@ -492,6 +574,33 @@ def render_notice(data: NoticeData, lang: str = "ja") -> bytes:
         lay.gap(lh * 0.3)
     lay.gap(lh * 0.3)
     lay.block(t["end"], align="R")
+    lay.gap(lh * 0.8)
+    appeal = c(data.appeal) or APPEAL_DEFAULT[lang]
+    lay.need(lh * 3)
+    lay.block(t["appeal"], style="B")
+    lay.block(appeal, indent=indent / 2)
+    office, contact = c(data.office), c(data.contact)
+    if office or contact:
+        lay.gap(lh * 0.8)
+        block = "\n".join(x for x in (t["office"].format(office) if office else "",
+                                      t["contact"].format(contact) if contact else "") if x)
+        lay.need(lay.height(block, indent=lay.text_w * 0.4))
+        lay.block(block, indent=lay.text_w * 0.4)
+    lay.gap(lh * 0.8)
+    lay.need(SIGNATURE_H)
+    sig_page, sig_top = len(lay.pages) - 1, lay.y
+    if signature:
+        x0 = lay.LEFT + lay.text_w - SIGNATURE_W
+        lay.frames.append((sig_page, x0 + 0.5, sig_top + 0.5, SIGNATURE_W - 1, SIGNATURE_H - 1))
+        size, y = 8.5, sig_top + 2.5
+        for n, line in enumerate(signature):
+            style = "B" if n == 0 else ""
+            text = c(line).replace("\n", " ")
+            while text and lay.width(text, style, size) > SIGNATURE_W - 5:
+                text = text[:-1]  # the area is fixed: an over-long line is cut rather than overflowing
+            y += size * 1.45 / PT
+            lay.pages[sig_page].append((x0 + 2.5, y, style, size, text))
+    lay.y += SIGNATURE_H
 
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.alias_nb_pages(None)  # no "{nb}" substitution in anything we draw
@@ -506,4 +615,9 @@ def render_notice(data: NoticeData, lang: str = "ja") -> bytes:
     for style, face in faces.items():
         _attach_font(pdf, face, style)
     lay.draw(pdf, number.replace("\n", " "))
-    return bytes(pdf.output())
+    x1 = lay.LEFT + lay.text_w - SIGNATURE_W
+    y1 = lay.PAGE_H - sig_top - SIGNATURE_H
+    box = (round(x1 * PT, 2), round(y1 * PT, 2), round((x1 + SIGNATURE_W) * PT, 2),
+           round((y1 + SIGNATURE_H) * PT, 2))
+    return Rendered(bytes(pdf.output()), sig_page, box)
+

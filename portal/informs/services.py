@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from datetime import date
 
@@ -24,6 +25,7 @@ from portal.audit.trail import record
 from portal.access.policy import compartment_text
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import JST
+from portal.core.web import settings as web_settings
 from portal.db import utcnow
 from portal.notifications import notify
 from portal.informs.models import DRAFT, ISSUED, PENDING, REJECTED, REVOKED, Inform, InformEvent
@@ -31,6 +33,7 @@ from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report
 
+log = logging.getLogger(__name__)
 MAX_TEXT = 20000
 DEFAULT_LEGAL_BASIS = "外国為替及び外国貿易法第55条の8、外国為替令第18条の8第1項"
 EDITABLE = (DRAFT, REJECTED)
@@ -268,15 +271,27 @@ def reject(session: Session, inform: Inform, *, comment: str, subject: Subject, 
 
 
 def approve(session: Session, inform: Inform, *, comment: str | None, confirmed: str | None, subject: Subject, actor,
-            today: date, ip: str | None, store, keyring, base_url: str) -> Inform:
-    """Approve and issue, in the caller's transaction. The encrypted notice is complete in the
-    blob store before this returns (on the database store, its chunks are in this same
-    transaction), so the row naming it can never commit without it. On a failure after this
-    returns the caller aborts ``inform._pending_sink`` (it removes the blob)."""
+            today: date, ip: str | None, store, keyring, base_url: str, settings=None) -> Inform:
+    """Approve and issue, in the caller's transaction. The notice is signed with the ministry's
+    key (refused as a whole, before any change, when no key can be used), and the signed bytes
+    are stored encrypted: complete in the blob store before this returns (on the database
+    store, its chunks are in this same transaction), so the row naming it can never commit
+    without it. On a failure after this returns the caller aborts ``inform._pending_sink``
+    (it removes the blob)."""
+    from portal.informs import signing
+
+    settings = settings or web_settings()
     _four_eyes(session, inform, subject, actor, today, Action.INFORM_APPROVE)
     if not hmac.compare_digest((confirmed or "").encode(), confirmation(inform).encode()):
         raise ServiceError(_("Open the confirmation page and check the notice before issuing it."),
                            reason="not_confirmed")
+    try:
+        signing.material(settings)
+    except signing.SigningUnavailable as exc:
+        log.error("inform %s not issued: %s", inform.id, exc)
+        raise ServiceError(_("The notice cannot be signed, so nothing was issued: the ministry's signing key is "
+                             "not available. The administrators have been told."),
+                           reason="signing_unavailable") from None
     report = inform.report
     # The state table's "issue_inform" ends the case and tells the company.
     reports.transition(session, report, "issue_inform", subject=subject, actor=actor, today=today, ip=ip,
@@ -286,33 +301,72 @@ def approve(session: Session, inform: Inform, *, comment: str | None, confirmed:
     inform.decided_by_id, inform.decided_at = actor.id, utcnow()
     inform.decision_comment = (comment or "").strip() or None
     inform.issued_at = utcnow()
-    pdf = notice_pdf(session, inform, "ja", today)
-    sink, kek_id, wrapped = blobs.seal_bytes(session, store, keyring, pdf, purpose="notice")
-    inform._pending_sink = sink  # type: ignore[attr-defined]  # the caller aborts it on a later failure
+    # Both notices, signed, before anything is stored: a signing failure leaves nothing behind.
+    pdfs = {lang: signed_notice(session, inform, lang, settings) for lang in NOTICE_LANGS}
+    pending = PendingSinks()
+    inform._pending_sink = pending  # type: ignore[attr-defined]  # the caller aborts it on a later failure
     try:
-        inform.notice_uid, inform.notice_blob_key = sink.uid, sink.blob_key
-        inform.notice_kek_id, inform.notice_wrapped_dek = kek_id, wrapped
-        inform.notice_sha256, inform.notice_size = sink.encryptor.plaintext_sha256, sink.size
+        for lang, pdf in pdfs.items():
+            sink, kek_id, wrapped = blobs.seal_bytes(session, store, keyring, pdf, purpose="notice")
+            pending.sinks.append(sink)
+            p = _NOTICE_PREFIX[lang]
+            for name, value in (("uid", sink.uid), ("blob_key", sink.blob_key), ("kek_id", kek_id),
+                                ("wrapped_dek", wrapped), ("sha256", sink.encryptor.plaintext_sha256),
+                                ("size", sink.size)):
+                setattr(inform, p + name, value)
         session.flush()
         _event(session, inform, actor, "approve_and_issue", inform.decision_comment)
         record(session, "inform.issue", actor=actor, source_ip=ip, target_type="inform", target_id=inform.id,
                case_ref=report.reference, org_id=report.organisation_id,
-               details={"number": inform.number, "sha256": inform.notice_sha256})
-        blobs.release(session, sink)
+               details={"number": inform.number, "sha256": inform.notice_sha256,
+                        "sha256_en": inform.notice_en_sha256})
+        for sink in pending.sinks:
+            blobs.release(session, sink)
     except BaseException:
-        sink.abort()
+        pending.abort()
         raise
     return inform
+
+
+NOTICE_LANGS = ("ja", "en")
+_NOTICE_PREFIX = {"ja": "notice_", "en": "notice_en_"}
+
+
+class PendingSinks:
+    """The notices sealed by one approval; abort() removes them all (their row will not commit)."""
+
+    def __init__(self) -> None:
+        self.sinks: list = []
+
+    def commit(self) -> None:
+        for sink in self.sinks:
+            sink.commit()
+
+    def abort(self) -> None:
+        for sink in self.sinks:
+            sink.abort()
+
+
+def stored(inform: Inform, lang: str) -> bool:
+    """Whether the notice in ``lang`` was signed and stored at issue."""
+    return bool(getattr(inform, _NOTICE_PREFIX[lang] + "blob_key", None))
+
+
+def notice_sha256(inform: Inform, lang: str) -> str | None:
+    return getattr(inform, _NOTICE_PREFIX[lang] + "sha256", None)
 
 
 PREVIEW_NUMBER = {"ja": "（発出時に採番）", "en": "(numbered on issue)"}
 
 
-def notice_data(session: Session, inform: Inform, lang: str, *, preview_on: date | None = None):
+def notice_data(session: Session, inform: Inform, lang: str, *, preview_on: date | None = None, settings=None):
     """The notice's contents; with ``preview_on``, as it will read if issued that day (the
-    number is given only on issue)."""
+    number is given only on issue). The English notice cites the legal basis in English."""
     from portal.informs.notice import NoticeData
+    from portal.informs.statutes import legal_basis_en
     from portal.reports.reference_data import country_name
+
+    settings = settings or web_settings()
 
     report = inform.report
     tech = report.technology
@@ -325,15 +379,37 @@ def notice_data(session: Session, inform: Inform, lang: str, *, preview_on: date
         corporate_number=report.organisation.corporate_number, addressee_address=report.organisation.address,
         report_reference=report.reference, technology_ja=tech.name_ja if tech else "",
         technology_en=tech.name_en if tech else "",
-        destination=country_name(report.destination_country, lang), legal_basis=inform.legal_basis,
+        destination=country_name(report.destination_country, lang),
+        legal_basis=inform.legal_basis if lang == "ja" else legal_basis_en(inform.legal_basis),
         reasons=inform.reasons, conditions=inform.conditions,
-        issuer="経済産業大臣" if lang == "ja" else "Minister of Economy, Trade and Industry")
+        issuer="経済産業大臣" if lang == "ja" else "Minister of Economy, Trade and Industry",
+        office=getattr(settings, f"notice_office_{lang}"), contact=getattr(settings, f"notice_contact_{lang}"),
+        appeal=getattr(settings, f"notice_appeal_{lang}"))
 
 
 def notice_pdf(session: Session, inform: Inform, lang: str, today: date | None = None) -> bytes:
+    """The notice rendered now, unsigned (an English notice of an inform issued before the
+    English notice was stored)."""
     from portal.informs.notice import render_notice
 
     return render_notice(notice_data(session, inform, lang), lang)
+
+
+def signed_notice(session: Session, inform: Inform, lang: str, settings) -> bytes:
+    """The notice as issued: rendered, then signed at the approval time by the issuing office."""
+    from portal.informs import signing
+    from portal.informs.notice import compose
+
+    office = getattr(settings, f"notice_office_{lang}")
+    rendered = compose(notice_data(session, inform, lang, settings=settings), lang,
+                       signature=signing.signature_lines(office, inform.issued_at, lang))
+    try:
+        return signing.sign(settings, rendered, signed_at=inform.issued_at, office=office, lang=lang)
+    except signing.SigningUnavailable as exc:
+        log.error("inform %s not issued: %s", inform.id, exc)
+        raise ServiceError(_("The notice cannot be signed, so nothing was issued: the ministry's signing key is "
+                             "not available. The administrators have been told."),
+                           reason="signing_unavailable") from None
 
 
 def may_decide(inform: Inform, *, subject: Subject, actor, today: date) -> None:
@@ -397,6 +473,46 @@ def revoke(session: Session, inform: Inform, *, reason: str, subject: Subject, a
                   "inform_revoked", base_url)
 
 
-def notice_stream(store, keyring, inform: Inform):
-    return blobs.open_bytes(store, keyring, uid=inform.notice_uid, blob_key=inform.notice_blob_key,
-                            kek_id=inform.notice_kek_id, wrapped=inform.notice_wrapped_dek)
+def notice_stream(store, keyring, inform: Inform, lang: str = "ja"):
+    p = _NOTICE_PREFIX[lang]
+    return blobs.open_bytes(store, keyring, uid=getattr(inform, p + "uid"), blob_key=getattr(inform, p + "blob_key"),
+                            kek_id=getattr(inform, p + "kek_id"), wrapped=getattr(inform, p + "wrapped_dek"))
+
+
+@dataclass(frozen=True)
+class NoticeCheck:
+    """The stored notice read back and checked: its bytes against their SHA-256, its signature
+    against the portal's CA. ``status``: valid | unsigned (issued before notices were signed) |
+    damaged | unreadable | revoked | expired | untrusted (the last three: the certificate)."""
+
+    status: str
+    data: bytes | None = None
+    verdict: object | None = None
+    reason: str = ""
+
+    @property
+    def servable(self) -> bool:
+        """Intact bytes: the file is the one issued, whatever its certificate's state now."""
+        return self.status not in ("damaged", "unreadable")
+
+
+def check_stored_notice(store, keyring, settings, inform: Inform, lang: str = "ja") -> NoticeCheck:
+    """Read and check the whole stored notice (a notice is small): nothing unverified is served."""
+    from crypto import DecryptionError
+    from portal.informs import signing
+
+    p = _NOTICE_PREFIX[lang]
+    try:
+        data = b"".join(notice_stream(store, keyring, inform, lang))
+    except blobs.BlobUnreadable as e:
+        return NoticeCheck("unreadable", reason=e.reason)
+    except DecryptionError:
+        return NoticeCheck("damaged", reason="integrity")
+    if len(data) != getattr(inform, p + "size") or hashlib.sha256(data).hexdigest() != getattr(inform, p + "sha256"):
+        return NoticeCheck("damaged", reason="sha256_mismatch")
+    verdict = signing.verify(settings, data)
+    if verdict.status == "unsigned" and not verdict.signed:
+        return NoticeCheck("unsigned", data, verdict)
+    if verdict.status in ("modified", "unsigned", "unreadable"):
+        return NoticeCheck("damaged", None, verdict, reason="signature_invalid")
+    return NoticeCheck(verdict.status, data, verdict)

@@ -10,7 +10,7 @@ from portal import db
 from portal.access.policy import Action
 from portal.attachments import services as attachments
 from crypto import DecryptionError
-from portal.core.guard import audit, audited_stream, by_id, current_subject, failed, guarded
+from portal.core.guard import audit, audited_stream, by_id, current_subject, failed, guarded, public
 from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
@@ -158,7 +158,8 @@ def approve(obj: Inform):
     try:
         # On return the sealed notice is complete in the store, before the row naming it commits.
         inform = services.approve(db.session(), obj, comment=form.comment.data, confirmed=form.confirmed.data,
-                                  store=store, keyring=current_keyring(), base_url=settings().base_url, **_common())
+                                  store=store, keyring=current_keyring(), base_url=settings().base_url,
+                                  settings=settings(), **_common())
     except BaseException:
         sink = getattr(obj, "_pending_sink", None)
         if sink is not None:
@@ -233,15 +234,18 @@ def notice(obj: Inform):
         abort(404)
     audit("inform.notice.download.start", target_type="inform", target_id=obj.id, case_ref=obj.report.reference,
           org_id=obj.report.organisation_id, details={"lang": lang})
-    if lang == "ja":
-        # The stored official notice: the same bytes for the company and the auditors, always.
-        try:
-            chunks = services.notice_stream(attachments.store_for(settings(), db.session), current_keyring(), obj)
-        except attachments.BlobUnreadable as e:
-            return _unreadable(e, obj, lang)
-        body = audited_stream(chunks, "inform.notice.download", obj=obj, integrity_errors=(DecryptionError,), lang=lang)
-        size = obj.notice_size
-    else:
+    if services.stored(obj, lang):
+        # The stored notice: the same bytes for the company and the auditors, always, and only
+        # once they have been checked against their SHA-256 and their signature.
+        check = _checked(obj, lang)
+        if check.status == "unreadable":
+            return _unreadable(attachments.BlobUnreadable(check.reason, "the notice blob cannot be read"), obj, lang)
+        if not check.servable:
+            return _damaged(check, obj, lang)
+        body = audited_stream([check.data], "inform.notice.download", obj=obj, integrity_errors=(DecryptionError,),
+                              lang=lang)
+        size = len(check.data)
+    else:  # an English notice of an inform issued before it was stored: rendered now, unsigned
         data = services.notice_pdf(db.session(), obj, "en")
         body, size = audited_stream([data], "inform.notice.download", obj=obj, lang=lang), len(data)
     resp = Response(body, mimetype="application/pdf", direct_passthrough=True)
@@ -249,8 +253,59 @@ def notice(obj: Inform):
     resp.headers["Content-Disposition"] = f'attachment; filename="{obj.number}{"" if lang == "ja" else "-en"}.pdf"'
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["Content-Security-Policy"] = DOWNLOAD_CSP
-    if lang == "ja":
-        resp.headers["X-Content-SHA256"] = obj.notice_sha256
+    if services.stored(obj, lang):
+        resp.headers["X-Content-SHA256"] = services.notice_sha256(obj, lang)
+    return resp
+
+
+def _checked(obj: Inform, lang: str = "ja") -> services.NoticeCheck:
+    return services.check_stored_notice(attachments.store_for(settings(), db.session), current_keyring(), settings(),
+                                        obj, lang)
+
+
+def _damaged(check: services.NoticeCheck, obj: Inform, lang: str):
+    """A stored notice that fails its SHA-256 or its signature is never served: the failure
+    is audited (instead of the download) and logged for the administrators."""
+    log.error("inform %s: stored notice %s (%s)", obj.id, check.status, check.reason)
+    failed(ServiceError(_("The stored notice is damaged and is not served."), reason=f"notice_{check.reason}"),
+           "inform.notice.download", obj, details={"lang": lang})
+    audit("inform.notice.damaged", outcome="failure", reason=check.reason, target_type="inform", target_id=obj.id,
+          case_ref=obj.report.reference, org_id=obj.report.organisation_id, details={"lang": lang})
+    return render_template("errors/generic.html", code=500, title=_("The notice is damaged"),
+                           message=_("The stored notice failed its integrity check and is not served. "
+                                     "The administrators have been told.")), 500
+
+
+@bp.route("/informs/<int:inform_id>/notice")
+@guarded(Action.INFORM_VIEW, load=_load)
+def notice_page(obj: Inform):
+    """The issued notice: its signature checked now, its revocation, and how to verify it."""
+    if obj.status not in ("issued", "revoked") or not obj.notice_blob_key:
+        abort(404)
+    checks = {lang: _checked(obj, lang) for lang in services.NOTICE_LANGS if services.stored(obj, lang)}
+    for lang, check in checks.items():
+        if not check.servable:
+            log.error("inform %s: stored %s notice %s (%s)", obj.id, lang, check.status, check.reason)
+            audit("inform.notice.damaged", outcome="failure", reason=check.reason, target_type="inform",
+                  target_id=obj.id, case_ref=obj.report.reference, org_id=obj.report.organisation_id,
+                  details={"lang": lang})
+    check = checks["ja"]
+    return render_template("informs/notice.html", inform=obj, report=obj.report, check=check,
+                           verdict=check.verdict, check_en=checks.get("en"))
+
+
+@bp.route("/notices/ca.pem")
+@public
+def ca_certificate():
+    """The CA certificate companies verify a notice's signature against."""
+    from portal.informs import signing
+
+    pem = signing.ca_pem(settings())
+    if pem is None:
+        abort(404)
+    resp = Response(pem, mimetype="application/x-pem-file")
+    resp.headers["Content-Disposition"] = 'attachment; filename="notice-ca.pem"'
+    resp.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     return resp
 
 
