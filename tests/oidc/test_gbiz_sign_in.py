@@ -142,6 +142,7 @@ def test_refusal_page_in_english(app, client, factory, gbiz):
     page = resp.get_data(as_text=True)
     assert resp.status_code == 403 and "Ask the portal help desk at METI to register it" in page, page[:1500]
     assert "Sign-in with gBizID was not completed" in page and 'lang="en"' in page
+    assert "code=" not in page and "state=" not in page  # the language switch leads to the sign-in page
 
 
 def test_government_organisation_never_signs_in_through_gbiz(app, client, factory, gbiz):
@@ -385,3 +386,28 @@ def test_config_requires_all_three_settings():
     s = Settings.from_env({"PORTAL_OIDC_ISSUER": "https://gbiz.example", "PORTAL_OIDC_CLIENT_ID": "a",
                            "PORTAL_OIDC_CLIENT_SECRET": "b"})
     assert s.oidc_enabled and not Settings.from_env({}).oidc_enabled
+
+
+def test_unusable_claims_are_refused(app, client, factory, gbiz):
+    """A 法人番号 whose check digit is wrong, or a missing account type: the token verifies, but
+    the portal cannot tell who the person is."""
+    org = factory.org(facility=True)
+    gbiz.account("member-bad", account_type="member", corporate_number=org.corporate_number, email="b@example.jp")
+    resp = gbiz_sign_in(client, gbiz, "member-bad", tamper="corporate_number=1234567890123")
+    assert resp.status_code == 400 and last_failure(app).reason == "claim_corporate_number"
+    gbiz.account("member-bad", account_type="director", corporate_number=org.corporate_number, email="b@example.jp")
+    resp = gbiz_sign_in(client, gbiz, "member-bad")
+    assert resp.status_code == 400 and last_failure(app).reason == "claim_account_type"
+    assert users(app) == ([], [])
+
+
+def test_linked_account_whose_gbiz_became_entry_is_refused(app, client, factory, gbiz):
+    org = factory.org(facility=True)
+    gbiz.account("member-e", account_type="member", corporate_number=org.corporate_number, email="me@example.jp")
+    assert gbiz_sign_in(client, gbiz, "member-e").status_code == 302
+    client.post("/auth/logout", data={"csrf_token": csrf_of(client.get("/account").get_data(as_text=True))})
+    gbiz.account("member-e", account_type="entry", corporate_number=org.corporate_number, email="me@example.jp")
+    resp = gbiz_sign_in(client, gbiz, "member-e")
+    assert resp.status_code == 403 and last_failure(app).reason == "account_type_refused"
+    assert users(app)[1][0][3] == "member"  # the link is unchanged
+    assert client.get("/account").status_code == 302
