@@ -34,11 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests  # noqa: E402
+import requests
 
-from bench._common import write_result  # noqa: E402
-from tests.live_server import Server, free_port, portal_cli, server_env  # noqa: E402
-from tests.oidc.harness import Provider  # noqa: E402
+from bench._common import write_result
+from tests.live_server import Server, free_port, portal_cli, server_env
+from tests.oidc.harness import Provider
 
 PASSWORD = "correct horse battery staple 42"
 
