@@ -284,7 +284,8 @@ def gbiz_callback():
 def account():
     remaining = services.remaining_recovery_codes(db.session(), current_user) if current_user.totp_enabled else 0
     return render_template("auth/account.html", form=PasswordChangeForm(), empty=EmptyForm(),
-                           remaining=remaining, mandatory=services.two_factor_required(current_user))
+                           remaining=remaining, mandatory=services.two_factor_required(current_user),
+                           has_password=bool(current_user.password_hash))
 
 
 @bp.route("/account/password", methods=["POST"])
@@ -309,7 +310,7 @@ def change_password():
                 return redirect(url_for("auth.account"))
     remaining = services.remaining_recovery_codes(db.session(), user) if user.totp_enabled else 0
     return render_template("auth/account.html", form=form, empty=EmptyForm(), remaining=remaining,
-                           mandatory=services.two_factor_required(user)), 400
+                           mandatory=services.two_factor_required(user), has_password=bool(user.password_hash)), 400
 
 
 @bp.route("/account/2fa/disable", methods=["POST"])

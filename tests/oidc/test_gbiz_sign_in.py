@@ -62,6 +62,8 @@ def test_member_signs_in_first_time_as_filer_of_the_registered_company(app, clie
     assert resp.status_code == 302 and resp.location == "/", resp.get_data(as_text=True)[:800]
     home = client.get("/")
     assert home.status_code == 200 and "佐藤 花子" in home.get_data(as_text=True)
+    account = client.get("/account").get_data(as_text=True)
+    assert 'data-test="gbiz-only"' in account and "/account/password" not in account  # no password to change
     rows, links = users(app)
     assert rows == [("hanako.sato@example.jp", "filer", org.id, True)]
     assert [(s, n, t) for _, s, n, t in links] == [("gbiz-member-1", org.corporate_number, "member")]
