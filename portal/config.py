@@ -100,6 +100,19 @@ class Settings:
     notice_contact_en: str = "Tel. +81-3-3501-1511 (switchboard)"
     notice_appeal_ja: str = ""  # empty: the default 教示 (portal.informs.notice.APPEAL_DEFAULT)
     notice_appeal_en: str = ""
+    # Sign-in with GビズID by OpenID Connect (portal.auth.oidc; README "Sign-in with GビズID"):
+    # off unless the issuer, the client id and the client secret are all set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid profile email"
+    # The portal role a first sign-in of each GビズID account type gets; empty: refused.
+    oidc_prime_role: str = "org_admin"
+    oidc_member_role: str = "filer"
+    oidc_entry_role: str = ""  # an Entry account is self-registered, its identity never proofed
+    oidc_leeway_seconds: int = 60  # clock skew allowed on the ID token's times
+    oidc_timeout_seconds: int = 10  # each call from the portal to the provider
+    oidc_logout: bool = True  # sign-out also ends the provider's session, if it offers RP-initiated logout
 
     ENV_PREFIX = "PORTAL_"
 
@@ -156,6 +169,7 @@ class Settings:
         if not 1 <= self.rfi_default_days <= 200:
             # A request's due date must fall within a year (reports.services.transition).
             raise ConfigError("PORTAL_RFI_DEFAULT_DAYS must be from 1 to 200 business days")
+        self._resolve_oidc()
         if self.secret_key is None:
             secret_file = self.instance_path / "secret_key"
             if secret_file.exists():
@@ -169,6 +183,31 @@ class Settings:
                      "max_form_bytes", "max_upload_bytes", "key_lease_hours", "clamd_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"PORTAL_{name.upper()} must be positive")
+
+    def _resolve_oidc(self) -> None:
+        parts = [self.oidc_issuer, self.oidc_client_id, self.oidc_client_secret]
+        if any(parts) and not all(parts):
+            raise ConfigError("GビズID sign-in needs PORTAL_OIDC_ISSUER, PORTAL_OIDC_CLIENT_ID and "
+                              "PORTAL_OIDC_CLIENT_SECRET together (unset all three to turn it off)")
+        if self.oidc_issuer:
+            issuer = urlsplit(self.oidc_issuer)
+            loopback = issuer.hostname in {"127.0.0.1", "localhost", "::1"}
+            if issuer.scheme != "https" and not (issuer.scheme == "http" and loopback):
+                raise ConfigError(f"PORTAL_OIDC_ISSUER must be an https URL, not {self.oidc_issuer!r}")
+        for name in ("oidc_prime_role", "oidc_member_role", "oidc_entry_role"):
+            # Company roles only: government roles keep TOTP and never sign in through GビズID.
+            if getattr(self, name) not in {"", "filer", "org_admin"}:
+                raise ConfigError(f"PORTAL_{name.upper()} must be filer, org_admin or empty (refused)")
+        if "openid" not in self.oidc_scopes.split():
+            raise ConfigError("PORTAL_OIDC_SCOPES must include openid")
+        if not 0 <= self.oidc_leeway_seconds <= 300:
+            raise ConfigError("PORTAL_OIDC_LEEWAY_SECONDS must be from 0 to 300")
+        if self.oidc_timeout_seconds <= 0:
+            raise ConfigError("PORTAL_OIDC_TIMEOUT_SECONDS must be positive")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
 
     def require_secret(self) -> str:
         if not self.secret_key:

@@ -1,7 +1,7 @@
 """Imports every model so that Base.metadata is complete (Alembic, the schema test)."""
 from portal.access.models import Clearance, clearance_compartments  # noqa: F401
 from portal.audit.models import AuditEvent  # noqa: F401
-from portal.auth.models import Invitation, LoginFailure, RecoveryCode, User, UserSession  # noqa: F401
+from portal.auth.models import GbizLink, Invitation, LoginFailure, RecoveryCode, User, UserSession  # noqa: F401
 from portal.catalogue.models import Technology  # noqa: F401
 from portal.db import Base  # noqa: F401
 from portal.encryption.models import KekLease, KekRetirement  # noqa: F401

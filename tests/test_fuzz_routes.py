@@ -100,6 +100,8 @@ QUERY = {
     "auth.login": ["next"],
     "auth.second_factor": ["recovery"],
     "auth.enrol": ["next"],
+    "auth.gbiz_start": ["next"],
+    "auth.gbiz_callback": ["code", "state", "iss", "error"],
     "informs.notice": ["lang"],
     "reports.edit": ["back"],
 }

@@ -12,7 +12,9 @@ from portal.access.policy import RULES, Action
 EXPECTED_PUBLIC = {"core.home", "core.language", "core.healthz", "core.livez", "auth.login",
                    "auth.second_factor", "auth.enrol", "auth.logout", "orgs.accept", "observability.metrics",
                    "core.favicon",  # the browser's icon, as public as the stylesheet
-                   "informs.ca_certificate"}  # the CA certificate anyone verifies a notice against (issue 16)
+                   "informs.ca_certificate",  # the CA certificate anyone verifies a notice against (issue 16)
+                   # Sign-in with GビズID: the way to the provider and back (404 while it is off).
+                   "auth.gbiz_start", "auth.gbiz_callback"}
 
 
 def _access(app, endpoint):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.access.levels import Role
@@ -125,3 +125,25 @@ class Invitation(Base):
     revoked_at: Mapped[datetime | None]
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
+
+
+class GbizLink(Base):
+    """A portal account signed in through GビズID (OpenID Connect): the provider's subject, and
+    the company (法人番号) and account type it was linked with. The 法人番号 never changes
+    here: a sign-in that claims another one is refused (portal.auth.gbiz)."""
+
+    __tablename__ = "gbiz_links"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    corporate_number: Mapped[str] = mapped_column(String(13))
+    account_type: Mapped[str] = mapped_column(String(16))  # prime | member
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_signin_at: Mapped[datetime | None]
+    # The provider's own second factor at the last sign-in (DESIGN: a GビズID account's 2FA is
+    # the provider's): authentication context class and methods, as the ID token said.
+    last_acr: Mapped[str | None] = mapped_column(String(255))
+    last_amr: Mapped[str | None] = mapped_column(String(255))

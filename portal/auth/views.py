@@ -2,17 +2,20 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, after_this_request, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, after_this_request, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime, gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from portal import db
 from portal.access.policy import Action
-from portal.auth import devices, services, totp
+from portal.auth import devices, gbiz, oidc, services, totp
+from portal.auth.gbiz_claims import ClaimsProblem, identity_from
 from portal.auth.forms import CodeForm, EmptyForm, LoginForm, PasswordChangeForm, RecoveryForm
 from portal.auth.models import User
 from portal.auth.passwords import password_problems, verify_password
-from portal.core.guard import audit, guarded, public
+from portal.core.guard import audit, failed, guarded, public
+from portal.core.links import absolute_url
+from portal.core.service import ServiceError
 from portal.core.web import client_ip, safe_next, settings
 
 bp = Blueprint("auth", __name__)
@@ -53,6 +56,7 @@ def _remember_device(user: User, device: devices.KnownDevice | None) -> None:
 
 def _start_pending(user: User, stage: str) -> None:
     nxt = session.get("pending_next")
+    link = session.get("gbiz_pending_link")
     session.clear()
     session.regenerate()
     session["pending_user_id"] = user.id
@@ -60,6 +64,8 @@ def _start_pending(user: User, stage: str) -> None:
     session["pending_since"] = time.time()
     if nxt:
         session["pending_next"] = nxt
+    if link:
+        session["gbiz_pending_link"] = link
 
 
 def _pending_user() -> User | None:
@@ -74,6 +80,8 @@ def _pending_user() -> User | None:
 def _finish(user: User, method: str):
     nxt = session.get("pending_next") or request.args.get("next")
     lang = session.get("lang")
+    # A GビズID sign-in named this account's e-mail: it links once the owner has signed in here.
+    link = session.get("gbiz_pending_link") if method != "gbiz" else None
     session.clear()
     session.regenerate()
     if lang and not user.locale:
@@ -82,6 +90,8 @@ def _finish(user: User, method: str):
     device = _device()
     services.signed_in(db.session(), settings(), user, client_ip(), method, device)
     _remember_device(user, device)
+    if link and gbiz.link_after_password(db.session(), settings(), user, link, client_ip()):
+        flash(_("Your gBizID is now linked to this account: next time you can sign in with gBizID."), "success")
     return redirect(safe_next(nxt, url_for("core.home")))
 
 
@@ -183,12 +193,90 @@ def logout():
         audit("auth.signout")
         logout_user()
     lang = session.get("lang")
+    id_token = session.get("gbiz_id_token")
     session.clear()
     session.regenerate()  # the old id is deleted server-side
     if lang:
         session["lang"] = lang
     flash(_("You have signed out."), "info")
-    return redirect(url_for("auth.login"))
+    # Signed in through GビズID: the provider's session ends too (RP-initiated logout), and
+    # the provider sends the browser back to the sign-in page.
+    provider_logout = oidc.logout_url(settings(), id_token, absolute_url(settings().base_url, "auth.login"))
+    return redirect(provider_logout or url_for("auth.login"))
+
+
+# ---------------------------------------------------------------- GビズID (OpenID Connect)
+
+GBIZ_EVENT = "auth.gbiz.signin"
+
+
+def _oidc_message(reason: str) -> str:
+    if reason == "provider_unavailable":
+        return _("gBizID cannot be reached at the moment. Try again later, or sign in with your password.")
+    if reason == "cancelled":
+        return _("The sign-in with gBizID was cancelled. You have not been signed in.")
+    if reason in {"state_mismatch", "code_refused"}:
+        return _("The sign-in with gBizID could not be completed: it took too long, was already used, or was "
+                 "started in another window. You have not been signed in. Start again from the sign-in page.")
+    return _("gBizID's answer could not be verified, so you have not been signed in. Start again from the "
+             "sign-in page; if this happens again, contact the portal help desk.")
+
+
+def _gbiz_refused(reason: str, message: str, status: int, details: dict | None = None):
+    """Nothing of the attempt is kept but its record; the page says what the person can do."""
+    failed(ServiceError(message, reason=reason), GBIZ_EVENT, details=details)
+    return render_template("auth/gbiz_refused.html", message=message, reason=reason), status
+
+
+@bp.route("/auth/gbiz", methods=["GET"])
+@public
+def gbiz_start():
+    s = settings()
+    if not s.oidc_enabled:
+        abort(404)
+    if current_user.is_authenticated:
+        return redirect(url_for("core.home"))
+    nxt = safe_next(request.args.get("next"), "")
+    if nxt:
+        session["pending_next"] = nxt
+    try:
+        return oidc.start(s, absolute_url(s.base_url, "auth.gbiz_callback"))
+    except oidc.SignInFailed as e:
+        return _gbiz_refused(e.reason, _oidc_message(e.reason), e.status)
+
+
+@bp.route("/auth/gbiz/callback", methods=["GET"])
+@public
+def gbiz_callback():
+    s = settings()
+    if not s.oidc_enabled:
+        abort(404)
+    who = None
+    try:
+        claims, id_token = oidc.finish(s)
+        who = identity_from(claims)
+        outcome = gbiz.sign_in(db.session(), s, who, client_ip())
+    except oidc.SignInFailed as e:
+        return _gbiz_refused(e.reason, _oidc_message(e.reason), e.status)
+    except ClaimsProblem as e:
+        return _gbiz_refused(e.reason, _oidc_message(e.reason), 400)
+    except gbiz.GbizRefused as e:
+        return _gbiz_refused(e.reason, e.message, e.status, details=who.audit_details() if who else None)
+    if outcome.kind == "link_pending":
+        nxt, lang = session.get("pending_next"), session.get("lang")
+        session.clear()
+        session.regenerate()
+        session["gbiz_pending_link"] = gbiz.pending_link(who)
+        if nxt:
+            session["pending_next"] = nxt
+        if lang:
+            session["lang"] = lang
+        flash(_("An account with your e-mail address already exists here. Sign in with its password once to link "
+                "it to your gBizID."), "info")
+        return redirect(url_for("auth.login"))
+    response = _finish(outcome.user, "gbiz")
+    session["gbiz_id_token"] = id_token  # the hint for RP-initiated logout at sign-out
+    return response
 
 
 @bp.route("/account", methods=["GET"])
@@ -196,7 +284,8 @@ def logout():
 def account():
     remaining = services.remaining_recovery_codes(db.session(), current_user) if current_user.totp_enabled else 0
     return render_template("auth/account.html", form=PasswordChangeForm(), empty=EmptyForm(),
-                           remaining=remaining, mandatory=services.two_factor_required(current_user))
+                           remaining=remaining, mandatory=services.two_factor_required(current_user),
+                           has_password=bool(current_user.password_hash))
 
 
 @bp.route("/account/password", methods=["POST"])
@@ -221,7 +310,7 @@ def change_password():
                 return redirect(url_for("auth.account"))
     remaining = services.remaining_recovery_codes(db.session(), user) if user.totp_enabled else 0
     return render_template("auth/account.html", form=form, empty=EmptyForm(), remaining=remaining,
-                           mandatory=services.two_factor_required(user)), 400
+                           mandatory=services.two_factor_required(user), has_password=bool(user.password_hash)), 400
 
 
 @bp.route("/account/2fa/disable", methods=["POST"])

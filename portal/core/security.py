@@ -1,6 +1,8 @@
 """Request safety: CSRF on every form and strict headers on every response (CONVENTIONS §9)."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import abort, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
@@ -15,6 +17,15 @@ CSP = (
 # A file a person downloads (an attachment, a notice): nothing in it may run or load, even if
 # a browser renders it in place.
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
+
+
+def csp_for(settings) -> str:
+    """The page policy; with GビズID sign-in on, the sign-out form may end at the provider (its
+    RP-initiated logout follows the form's redirect, which ``form-action`` governs)."""
+    if not settings.oidc_enabled:
+        return CSP
+    issuer = urlsplit(settings.oidc_issuer)
+    return CSP.replace("form-action 'self'", f"form-action 'self' {issuer.scheme}://{issuer.netloc}")
 
 
 def init_app(app) -> None:
@@ -32,7 +43,7 @@ def init_app(app) -> None:
     def _headers(response):
         h = response.headers
         if "Content-Security-Policy" not in h:  # a view's own (stricter) policy stays
-            h["Content-Security-Policy"] = CSP
+            h["Content-Security-Policy"] = csp_for(app.config["SETTINGS"])
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
         h["Referrer-Policy"] = "same-origin"
