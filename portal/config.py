@@ -76,6 +76,8 @@ class Settings:
     # A bearer token that opens /metrics to a scraper that is not on loopback (or to any
     # scraper behind a proxy, where loopback proves nothing). Unset: loopback only.
     metrics_token: str | None = None
+    # The API's rate limit per token, per minute and per server process (portal.api.ratelimit).
+    api_rate_per_minute: int = 600
 
     ENV_PREFIX = "PORTAL_"
 
@@ -137,7 +139,7 @@ class Settings:
                      "argon2_iterations", "argon2_lanes", "login_free_failures", "login_delay_seconds",
                      "login_max_delay_minutes", "login_max_failures_account", "login_account_window_hours",
                      "login_max_failures_address", "login_window_minutes", "login_known_device_days",
-                     "max_form_bytes", "max_upload_bytes", "key_lease_hours"):
+                     "max_form_bytes", "max_upload_bytes", "key_lease_hours", "api_rate_per_minute"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"PORTAL_{name.upper()} must be positive")
 

@@ -11,11 +11,25 @@ from portal.access.policy import RULES, Action
 # A new public route is a deliberate decision: add it here with the reason.
 EXPECTED_PUBLIC = {"core.home", "core.language", "core.healthz", "core.livez", "auth.login",
                    "auth.second_factor", "auth.enrol", "auth.logout", "orgs.accept", "observability.metrics",
-                   "core.favicon"}  # the browser's icon, as public as the stylesheet
+                   "core.favicon",  # the browser's icon, as public as the stylesheet
+                   "api.openapi"}  # the API's OpenAPI document: what the API accepts, no data
 
 
 def _access(app, endpoint):
     return getattr(app.view_functions[endpoint], "_access", None)
+
+
+def _bearer(app, endpoint) -> bool:
+    """An API route: authenticated by a bearer token, so without one it answers 401 (a problem
+    document), never a redirect to a sign-in page a system cannot use."""
+    return getattr(app.view_functions[endpoint], "_auth", None) == "bearer"
+
+
+def _refused_anonymously(app, rule, resp) -> bool:
+    if _bearer(app, rule.endpoint):
+        return (resp.status_code == 401 and resp.mimetype == "application/problem+json"
+                and resp.headers.get("WWW-Authenticate", "").startswith("Bearer"))
+    return resp.status_code == 302 and urlsplit(resp.location or "").path == "/auth/login"
 
 
 def unguarded(app) -> list[str]:
@@ -85,8 +99,7 @@ def test_anonymous_get_of_every_guarded_page_redirects_to_sign_in(app, client):
     wrong = []
     for rule in rules:
         resp = client.get(rule.rule)
-        location = urlsplit(resp.location or "").path
-        if resp.status_code != 302 or location != "/auth/login":
+        if not _refused_anonymously(app, rule, resp):
             wrong.append(f"{rule.rule}: {resp.status_code} -> {resp.location}")
     assert not wrong, "\n".join(wrong)
 
@@ -120,7 +133,7 @@ def test_anonymous_get_of_guarded_pages_with_ids_never_succeeds(app, client, fac
         url = sample_url(rule, ids)
         resp = client.get(url)
         checked += 1
-        if resp.status_code != 302 or urlsplit(resp.location).path != "/auth/login":
+        if not _refused_anonymously(app, rule, resp):
             wrong.append(f"{url}: {resp.status_code} -> {resp.location}")
     assert checked >= 4
     assert not wrong, "\n".join(wrong)
@@ -136,8 +149,7 @@ def test_anonymous_post_to_guarded_routes_changes_nothing(app, client, factory):
             continue
         url = sample_url(rule, ids)
         resp = client.post(url, data={"role": "admin", "level": "csi", "reason": "x"})
-        if not (resp.status_code == 400 or
-                (resp.status_code == 302 and urlsplit(resp.location).path == "/auth/login")):
+        if not (resp.status_code == 400 or _refused_anonymously(app, rule, resp)):
             wrong.append(f"{url}: {resp.status_code} -> {resp.location}")
     assert not wrong, "\n".join(wrong)
     with app.app_context():
