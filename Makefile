@@ -6,7 +6,7 @@ PORT   ?= 5000
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export PORTAL_DEMO ?= 1
 
-.PHONY: run lint test test-sqlite test-postgres fuzz setup screenshots translations translations-update clean
+.PHONY: run lint test test-sqlite test-postgres fuzz api-fuzz setup screenshots translations translations-update clean
 
 $(BIN)/portal: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,16 @@ fuzz: setup
 	@status=0; \
 	PORTAL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PORTAL_TEST_DATABASE=sqlite $(BIN)/pytest -n 2 -q tests/test_fuzz_routes.py || status=1; \
 	PORTAL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -n 2 -q tests/test_fuzz_routes.py || status=1; \
+	exit $$status
+
+# The API fuzzing (tests/test_api_fuzz.py; `make test` runs 5 examples per operation):
+# schemathesis against a live server, API_FUZZ_EXAMPLES per operation, on SQLite and then
+# PostgreSQL. Its output (generated requests, findings) goes to test-artifacts/api-fuzz/.
+API_FUZZ_EXAMPLES ?= 50
+api-fuzz: setup
+	@status=0; \
+	PORTAL_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) PORTAL_API_FUZZ_OUT=test-artifacts/api-fuzz PORTAL_TEST_DATABASE=sqlite $(BIN)/pytest -q -s tests/test_api_fuzz.py || status=1; \
+	PORTAL_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) PORTAL_API_FUZZ_OUT=test-artifacts/api-fuzz PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -q -s tests/test_api_fuzz.py || status=1; \
 	exit $$status
 
 clean:

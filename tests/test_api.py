@@ -228,3 +228,43 @@ def test_openapi_document_is_served(client):
     assert doc["openapi"].startswith("3.1")
     assert "/api/v1/reports/{report_id}/submit" in doc["paths"]
     assert doc["paths"]["/api/v1/reports"]["post"]["security"] == [{"bearer": ["reports:write"]}]
+
+
+def test_org_admin_issues_lists_and_revokes_tokens_on_the_web(app, client, filer, signed_in):
+    import re
+
+    from tests.conftest import csrf_of
+
+    user, admin = filer
+    c = signed_in(admin)
+    page = c.get("/organisation/api-tokens").get_data(as_text=True)
+    bad = c.post("/organisation/api-tokens", data={
+        "csrf_token": csrf_of(page), "name": "ERP", "user_id": str(user.id), "scopes": ["reports:read"], "days": "30",
+        "source_addresses": "not-an-address"})
+    assert bad.status_code == 400 and "not-an-address" in bad.get_data(as_text=True)
+    resp = c.post("/organisation/api-tokens", data={
+        "csrf_token": csrf_of(page), "name": "ERP", "user_id": str(user.id), "scopes": ["reports:read", "reports:write"],
+        "days": "30", "source_addresses": "127.0.0.1 10.0.0.0/8"})
+    assert resp.status_code == 200
+    token = re.search(r'id="new-token">(ttr_[^<]+)<', resp.get_data(as_text=True)).group(1)
+    assert token not in c.get("/organisation/api-tokens").get_data(as_text=True)  # shown once
+    assert client.get("/api/v1/reports", headers=auth(token)).status_code == 200
+    from portal import db
+    from portal.auth.tokens import ApiToken, digest
+
+    with app.app_context():
+        row = db.session().execute(__import__("sqlalchemy").select(ApiToken)).scalar_one()
+        assert row.token_hash == digest(token) and token not in (row.token_hash, row.hint + "x")
+        tid = row.id
+    listing = c.get("/organisation/api-tokens").get_data(as_text=True)
+    revoke = c.post(f"/organisation/api-tokens/{tid}/revoke", data={"csrf_token": csrf_of(listing)})
+    assert revoke.status_code == 302
+    assert client.get("/api/v1/reports", headers=auth(token)).status_code == 401
+    assert [e.target_id for e in audit_events(app, "api.token.revoke")] == [str(tid)]
+    # A filer may not issue tokens (the same decision as inviting a member).
+    from tests.conftest import sign_in
+
+    f = app.test_client()
+    sign_in(f, user)
+    assert f.post("/organisation/api-tokens", data={"csrf_token": csrf_of(f.get("/account").get_data(as_text=True)),
+                                                    "name": "x"}).status_code == 403

@@ -59,6 +59,15 @@ def _strip_null(schema: dict) -> dict:
     return schema
 
 
+def _inline(schema: dict, defs: dict) -> dict:
+    """A parameter's schema stands alone (its model's $defs are not in the document)."""
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        return {**defs[ref.rsplit("/", 1)[1]], **rest}
+    return schema
+
+
 def document(app) -> dict:
     return _document(app)
 
@@ -101,7 +110,7 @@ def _document(app) -> dict:
             q = op.query.model_json_schema()
             for name, prop in q.get("properties", {}).items():
                 params.append({"name": name, "in": "query", "required": name in q.get("required", []),
-                               "schema": _strip_null(prop)})
+                               "schema": _inline(_strip_null(prop), q.get("$defs", {}))})
         if op.if_match:
             params.append({"name": "If-Match", "in": "header", "required": op.if_match == "required",
                            "description": "The ETag of the report as last read.", "schema": {"type": "string"}})
@@ -114,8 +123,8 @@ def _document(app) -> dict:
         responses: dict = {}
         for status, r in op.responses.items():
             if r == "binary":
-                content = {"application/octet-stream": {"schema": {"type": "string", "contentMediaType":
-                                                                   "application/octet-stream"}}}
+                # The file's own type (PDF, an image, an Office document…), as it was checked on upload.
+                content = {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}
             elif r == "pdf":
                 content = {"application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}}}
             else:
