@@ -31,9 +31,9 @@ from portal.api.problems import FieldErrors, from_http_error, from_service_error
 from portal.api.ratelimit import Limiter, key_for, retry_after
 from portal.attachments import services as attachments, web
 from portal.attachments.models import Attachment
-from portal.core.guard import audit, audited_stream, by_id, current_subject, guarded, public
+from portal.core.guard import audit, audited_stream, by_id, check, current_subject, guarded, public
 from portal.core.security import DOWNLOAD_CSP
-from portal.core.service import ServiceError
+from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
 from portal.dialogue import services as dialogue
@@ -193,6 +193,11 @@ def _replayed(record) -> Response:
     row = db.session().get(obj, int(ident)) if obj is not None else None
     if row is None:
         raise _Refused(409, _("What this request made no longer exists."), "idempotent_target_gone")
+    # Read again as any read would be: the user's clearance may have changed since.
+    decision = check({"report": Action.REPORT_VIEW, "attachment": Action.ATTACHMENT_DOWNLOAD,
+                      "message": Action.MESSAGE_READ, "inform": Action.INFORM_VIEW}[kind], row)
+    if not decision.allowed:
+        raise Refused(_("You are not allowed to do this."), reason=decision.reason, conceal=decision.conceal)
     if kind == "report":
         resp = _report_response(row, record.status)
     elif kind == "attachment":
