@@ -6,7 +6,7 @@ PORT   ?= 5000
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export PORTAL_DEMO ?= 1
 
-.PHONY: run lint test test-sqlite test-postgres fuzz setup screenshots translations translations-update clean \
+.PHONY: run lint test test-sqlite test-postgres fuzz api-fuzz setup screenshots translations translations-update clean \
         lock lock-upgrade sbom licences
 
 # Installed from the lock (deps/test.txt: runtime, test and build packages, each with its
@@ -106,6 +106,15 @@ sbom: setup
 # The licence inventory deps/LICENCES.json; fails if a licence is missing or not allowed.
 licences: setup
 	$(BIN)/python deps/inventory.py
+# The API fuzzing (tests/test_api_fuzz.py; `make test` runs 5 examples per operation):
+# schemathesis against a live server, API_FUZZ_EXAMPLES per operation, on SQLite and then
+# PostgreSQL. Its output (generated requests, findings) goes to test-artifacts/api-fuzz/.
+API_FUZZ_EXAMPLES ?= 50
+api-fuzz: setup
+	@status=0; \
+	PORTAL_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) PORTAL_API_FUZZ_OUT=test-artifacts/api-fuzz PORTAL_TEST_DATABASE=sqlite $(BIN)/pytest -q -s tests/test_api_fuzz.py || status=1; \
+	PORTAL_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) PORTAL_API_FUZZ_OUT=test-artifacts/api-fuzz PORTAL_TEST_DATABASE=$(PG_TEST_URL) $(BIN)/pytest -q -s tests/test_api_fuzz.py || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache

@@ -206,8 +206,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(url: str, instance: Path, secret: str, port: int, workers: int, log: Path) -> subprocess.Popen:
+def start_gunicorn(url: str, instance: Path, secret: str, port: int, workers: int, log: Path,
+                   extra_env: dict | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env.update(extra_env or {})
     env.update(PORTAL_DATABASE_URL=url, PORTAL_INSTANCE_PATH=str(instance), PORTAL_SECRET_KEY=secret,
                PORTAL_ENV="production", PORTAL_BASE_URL=f"http://{HOST}:{port}",
                # The defaults, spelled out: the filer's hash was made with them (no re-hash at sign-in).
@@ -329,12 +331,15 @@ def cpu_seconds(server_pid: int, dbname: str) -> dict[str, float]:
     return out
 
 
-def run_wrk(port: int, path: str, cookie: str | None, seconds: float, connections: int) -> dict:
+def run_wrk(port: int, path: str, cookie: str | None, seconds: float, connections: int,
+            headers: dict | None = None) -> dict:
     threads = min(connections, 2)
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
            "--timeout", "10s", "--latency"]
     if cookie:
         cmd += ["-H", f"Cookie: {cookie}"]
+    for k, v in (headers or {}).items():  # bench/api_list.py: a bearer token
+        cmd += ["-H", f"{k}: {v}"]
     cmd.append(f"http://{HOST}:{port}{path}")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
@@ -357,9 +362,10 @@ def _ms(m) -> float | None:
     return None
 
 
-def run_python(port: int, path: str, cookie: str | None, seconds: float, connections: int) -> dict:
+def run_python(port: int, path: str, cookie: str | None, seconds: float, connections: int,
+               headers: dict | None = None) -> dict:
     """Fallback load: one thread per connection, HTTP/1.1 with keep-alive where the server allows."""
-    headers = {"Cookie": cookie} if cookie else {}
+    headers = {**({"Cookie": cookie} if cookie else {}), **(headers or {})}
     stop = time.perf_counter() + seconds
     lat: list[float] = []
     bad = [0]

@@ -97,10 +97,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.dialogue.views import bp as dialogue_bp
     from portal.review.views import bp as review_bp
     from portal.informs.views import bp as informs_bp
+    from portal.api import views as api_views
 
     for bp in (core_bp, auth_bp, orgs_bp, admin_bp, access_bp, audit_bp, reports_bp, catalogue_bp, attachments_bp,
-               dialogue_bp, review_bp, informs_bp):
+               dialogue_bp, review_bp, informs_bp, api_views.bp):
         app.register_blueprint(bp)
+    api_views.init_app(app)  # /api/v1: rate limits, and problem documents for its errors
 
     from portal.core import errors, templating
     from portal.dialogue import hooks as dialogue_hooks

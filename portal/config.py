@@ -113,6 +113,8 @@ class Settings:
     oidc_leeway_seconds: int = 60  # clock skew allowed on the ID token's times
     oidc_timeout_seconds: int = 10  # each call from the portal to the provider
     oidc_logout: bool = True  # sign-out also ends the provider's session, if it offers RP-initiated logout
+    # The API's rate limit per token, per minute and per server process (portal.api.ratelimit).
+    api_rate_per_minute: int = 600
 
     ENV_PREFIX = "PORTAL_"
 
@@ -180,7 +182,8 @@ class Settings:
                      "argon2_iterations", "argon2_lanes", "login_free_failures", "login_delay_seconds",
                      "login_max_delay_minutes", "login_max_failures_account", "login_account_window_hours",
                      "login_max_failures_address", "login_window_minutes", "login_known_device_days",
-                     "max_form_bytes", "max_upload_bytes", "key_lease_hours", "clamd_timeout_seconds"):
+                     "max_form_bytes", "max_upload_bytes", "key_lease_hours", "clamd_timeout_seconds",
+                     "api_rate_per_minute"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"PORTAL_{name.upper()} must be positive")
 

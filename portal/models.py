@@ -13,3 +13,5 @@ from portal.dialogue.models import Message, ReadMark  # noqa: F401
 from portal.review.models import JobItem, JobRun  # noqa: F401
 from portal.notifications.models import Notification  # noqa: F401
 from portal.informs.models import Inform, InformEvent  # noqa: F401
+from portal.auth.tokens import ApiToken  # noqa: F401
+from portal.api.models import IdempotencyRecord  # noqa: F401

@@ -140,6 +140,9 @@ def _objects() -> dict[str, Obj]:
     out["member_other_org"] = Obj("member_other_org", "user", "B")
     out["self"] = Obj("self", "user")  # the person asking
     out["org_own"] = Obj("org_own", "org", "A")
+    # API tokens (issue 19), revoked by an org_admin of their own organisation only.
+    out["token_own"] = Obj("token_own", "org", "A")
+    out["token_other_org"] = Obj("token_other_org", "org", "B")
     out["org_no_facility"] = Obj("org_no_facility", "org", "N")
     out["tech_unused"] = Obj("tech_unused", "tech")  # T19: nothing refers to it
     out["tech_in_use"] = Obj("tech_in_use", "tech")  # T01: can never be deleted
@@ -151,7 +154,7 @@ OBJECTS = _objects()
 
 # Tables whose rows a refusal must leave alone, read whole (a new column is covered too).
 FINGERPRINT_TABLES = ["organisations", "technologies", "reports", "report_versions", "messages", "attachments",
-                      "informs", "clearances", "invitations"]
+                      "informs", "clearances", "invitations", "api_tokens"]
 USER_COLUMNS = "id, email, name, role, organisation_id, password_hash, active, disabled_at, totp_enabled_at"
 
 
@@ -286,6 +289,7 @@ class World:
                    org_own=self.org_ids["A"], org_no_facility=self.org_ids["N"], none=0)
         tech = dict(self.q("SELECT code, id FROM technologies WHERE code IN ('T01', 'T19')"))
         ids.update(tech_unused=tech["T19"], tech_in_use=tech["T01"])
+        ids.update(self._api_tokens())
         assert set(ids) == set(OBJECTS), set(ids) ^ set(OBJECTS)
         self.ids = ids
         self.objs = OBJECTS
@@ -367,6 +371,32 @@ class World:
         resp = self.clients[who].post(f"/informs/{iid}/approve", data=form)
         assert resp.status_code == 302
         assert self.scalar("SELECT status FROM informs WHERE id = :i", i=iid) == "issued"
+
+    def _api_tokens(self) -> dict[str, int]:
+        """A bearer token for every variant, the government's and the administrators' too
+        (written straight to the table: the admin page issues them for company members only),
+        so the matrix shows the API's answers come from the policy, not from who holds a token;
+        and one token of each company organisation for the revocation route."""
+        from portal import db
+        from portal.auth.tokens import SCOPES, ApiToken, PREFIX, digest
+        from portal.db import utcnow
+
+        self.api_tokens = {}
+        rows = {}
+        with self.app.app_context():
+            s = db.session()
+            for name in [w.name for w in VARIANTS] + ["member", "member_other_org"]:
+                u = self.users[name]
+                value = f"{PREFIX}matrix-{name}-{u.id}"
+                row = ApiToken(organisation_id=u.organisation_id, user_id=u.id, name=name, token_hash=digest(value),
+                               hint=value[:10], scopes=" ".join(SCOPES), source_addresses="",
+                               expires_at=utcnow() + timedelta(days=30), created_by_id=u.id)
+                s.add(row)
+                s.flush()
+                self.api_tokens[name] = value
+                rows[name] = row.id
+            s.commit()
+        return {"token_own": rows["member"], "token_other_org": rows["member_other_org"]}
 
     # ------------------------------------------------------------------ fingerprint and heal
 

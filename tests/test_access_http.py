@@ -63,6 +63,7 @@ ACTIONS: dict[str, tuple[frozenset[str], str]] = {
     "attachment.download": (COMPANY | WORKERS, "content"),
     str(ATTACHMENT_DELETE): (COMPANY, "content"),
     "message.post": (COMPANY | WORKERS, "content"),
+    "message.read": (COMPANY | WORKERS, "content"),
     "note.post": (WORKERS, "content"),
     "inform.view": (COMPANY | WORKERS, "content"),
     "inform.draft": (WORKERS, "content"),
@@ -133,9 +134,9 @@ def expected(route: "Route", who: Who, obj: Obj) -> str | int:
         return 403  # rule 4
     if company and RANK[obj.classification] >= RANK["confidential"] and not who.facility:
         return 403  # rule 5: facility clearance
-    if route.channel == "external" and (obj.classification == "csi" or (
+    if route.channel == "external" and route.action == "message.post" and (obj.classification == "csi" or (
             RANK[obj.classification] >= RANK["confidential"] and not ORG_FACILITY[obj.org])):
-        return 403  # rule 6: the company reads this channel, and may not read what the case is classified
+        return 403  # rule 6 (no write-down): the company reads this channel, so nothing is posted above what it may read
     if route.action == str(ATTACHMENT_DELETE) and (obj.on_message or obj.frozen):
         return 403  # messages are append-only; a file frozen in a submitted version stays
     if route.action == "inform.approve" and obj.drafted_by == who.name:
@@ -245,6 +246,7 @@ class Route:
     multipart: bool = False
     channel: str | None = None
     effect: Callable | None = None
+    api: bool = False  # /api/v1: a bearer token instead of the session, JSON instead of a form
 
     @property
     def key(self) -> str:
@@ -375,6 +377,37 @@ ROUTES: list[Route] = [
     R("auth.change_password", "POST", "account.self", NONE),
     R("auth.disable_2fa", "POST", "account.self", NONE),
     R("auth.new_recovery_codes", "POST", "account.self", NONE),
+    # ---------------------------------------------------------------- API tokens (issue 19)
+    R("orgs.api_tokens", "GET", "org.members.view", NONE),
+    R("orgs.issue_api_token", "POST", "org.members.invite", NONE, attack=lambda w, who, o: {
+        "name": "ATTACK", "user_id": str(w.users["member"].id), "scopes": ["reports:read"], "days": "30"}, probe=ANY),
+    R("orgs.revoke_api_token", "POST", "org.members.invite", ("token_own", "token_other_org"), lambda w, who, o: {
+        "token_id": w.ids[o.name]}),
+    # ---------------------------------------------------------------- the API (issue 19): the same policy
+    # An allowed request sends a body the API refuses (422): the cell proves the decision, nothing changes.
+    R("api.technologies", "GET", "report.list", NONE, api=True),
+    R("api.list_reports", "GET", "report.list", NONE, api=True),
+    R("api.create_report", "POST", "report.create", NONE, attack=lambda w, who, o: {"description": "ATTACK"},
+      probe=lambda w, who, o: {"unknown": 1}, api=True),
+    R("api.get_report", "GET", "report.view", REPORTS, rid, api=True),
+    R("api.update_report", "PATCH", "report.edit", REPORTS, rid, attack=lambda w, who, o: {"description": "ATTACK"},
+      probe=lambda w, who, o: {"unknown": 1}, api=True),
+    R("api.submit_report", "POST", "report.submit", REPORTS, rid, attack=lambda w, who, o: {"attest": True},
+      probe=lambda w, who, o: {"attest": False}, api=True),
+    R("api.withdraw_report", "POST", "report.withdraw", REPORTS, rid, attack=lambda w, who, o: {"comment": "ATTACK"},
+      probe=lambda w, who, o: {"comment": ""}, api=True),
+    R("api.list_attachments", "GET", "report.view", REPORTS, rid, api=True),
+    R("api.upload_attachment", "POST", "attachment.upload", REPORTS, rid, attack=_upload,
+      probe=lambda w, who, o: {"classification": "restricted"}, multipart=True, api=True),
+    R("api.download_attachment", "GET", "attachment.download", ATTACHMENTS, aid, api=True),
+    R("api.list_messages", "GET", "message.read", REPORTS, rid, channel="external", api=True),
+    R("api.post_message", "POST", "message.post", REPORTS, rid, channel="external", attack=lambda w, who, o: {
+        "body": "ATTACK", "classification": "restricted"}, probe=lambda w, who, o: {"body": "", "classification":
+                                                                                    "restricted"}, api=True),
+    R("api.list_informs", "GET", "inform.view", REPORTS, rid, api=True),
+    R("api.inform_notice", "GET", "inform.view", ISSUED, iid, api=True),
+    R("api.acknowledge_inform", "POST", "inform.acknowledge", INFORMS, iid, attack=lambda w, who, o: {"confirm": True},
+      probe=lambda w, who, o: {"confirm": False}, api=True),
 ]
 
 
@@ -439,6 +472,10 @@ def world(base_app, tmp_path_factory):
     blob_dir = tmp_path_factory.mktemp("access-blobs")
     settings.blob_store, settings.blob_dir, settings.https = "directory", blob_dir, False
     undo = _fast_commits(engine)
+    from portal.api.ratelimit import Limiter
+
+    limiter = base_app.extensions["api_limiter"]
+    base_app.extensions["api_limiter"] = Limiter(10**9)  # thousands of requests per token in a minute
     techs = None
     _clean(engine)
     try:
@@ -453,6 +490,7 @@ def world(base_app, tmp_path_factory):
                     if t not in techs:
                         c.execute(sa.text("DELETE FROM technologies WHERE id = :i"), {"i": t})
         undo()
+        base_app.extensions["api_limiter"] = limiter
         settings.blob_store, settings.blob_dir, settings.https = saved
 
 
@@ -465,6 +503,10 @@ def request(w: World, route: Route, who: Who, obj: Obj, want, *, csrf: bool = Tr
     client = w.clients[who.name]
     url = url_of(w, route, who, obj)
     env = {"REMOTE_ADDR": address}
+    if route.api:
+        refused = want in (403, 404)
+        body = dict((route.attack if refused or route.probe is None else route.probe)(w, who, obj))
+        return api_request(w, route, who, url, body, env)
     if route.method == "GET":
         return client.get(url, environ_base=env)
     refused = want in (403, 404)
@@ -474,6 +516,24 @@ def request(w: World, route: Route, who: Who, obj: Obj, want, *, csrf: bool = Tr
     if route.multipart:
         return client.post(url, data=body, content_type="multipart/form-data", environ_base=env)
     return client.post(url, data=body, environ_base=env)
+
+
+def api_request(w: World, route: Route, who: Who, url: str, body: dict, env: dict):
+    """The same request from the variant's own system: its bearer token, no cookie, no CSRF
+    token; a JSON body (or multipart for a file), If-Match on a draft update."""
+    import json
+
+    from werkzeug.test import Client
+
+    client = Client(w.app)  # no cookie jar: the session is never what decides
+    headers = {"Authorization": f"Bearer {w.api_tokens[who.name]}", "If-Match": "*"}
+    if route.method == "GET":
+        return client.get(url, headers=headers, environ_base=env)
+    if route.multipart:
+        return client.open(url, method=route.method, data=body, content_type="multipart/form-data", headers=headers,
+                           environ_base=env)
+    return client.open(url, method=route.method, data=json.dumps(body), content_type="application/json",
+                       headers=headers, environ_base=env)
 
 
 def _check(route: Route, who: Who, obj: Obj, want, status: int) -> list[str]:
@@ -599,7 +659,7 @@ def test_refusal_comes_before_the_body(world):
     assert not failures, f"{sum(1 for f in failures if f.startswith('   '))} of {n} cells wrong:\n" + "\n".join(failures)
 
 
-ID_ARGS = ("report_id", "inform_id", "attachment_id", "user_id", "org_id")
+ID_ARGS = ("report_id", "inform_id", "attachment_id", "user_id", "org_id", "token_id")
 
 
 def test_no_existence_leak_across_organisations(world):
@@ -623,7 +683,9 @@ def test_no_existence_leak_across_organisations(world):
                 url = w.app.url_map.bind("localhost").build(route.endpoint, values, method=route.method)
                 address = w.next_address()
                 env = {"REMOTE_ADDR": address}
-                if route.method == "GET":
+                if route.api:
+                    resp = api_request(w, route, who, url, dict(route.attack(w, who, obj)), env)
+                elif route.method == "GET":
                     resp = w.clients[who.name].get(url, environ_base=env)
                 else:
                     body = {**route.attack(w, who, obj), "csrf_token": w.token(who.name)}

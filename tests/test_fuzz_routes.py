@@ -158,6 +158,12 @@ FIELDS: dict[str, list[str]] = {
     "review.return_": ["comment"],
     "review.close": ["summary"],
     "review.assign": ["assignee"],
+    "orgs.issue_api_token": ["name", "user_id", "scopes", "days", "source_addresses"],
+    "orgs.revoke_api_token": [],
+    # The API's bodies are JSON, not forms: schemathesis generates them from the OpenAPI
+    # document (tests/test_api_fuzz.py). Here they are sent forms with no token: 401, nothing read.
+    **{e: [] for e in ("api.create_report", "api.submit_report", "api.withdraw_report", "api.upload_attachment",
+                       "api.post_message", "api.acknowledge_inform")},
 }
 MULTIPART = {"attachments.upload", "dialogue.post"}
 
@@ -185,6 +191,9 @@ def valid_form(endpoint: str, f: "Fuzz") -> dict[str, list[str]]:
                                     confirm_password="山の上の図書館で静かに読む 2026"),
         "core.language": one(lang="en", next="/"),
         "orgs.invite": one(name="鈴木 花子", email=f"fuzz{n}@example.co.jp", role="filer"),
+        "orgs.issue_api_token": {"name": ["ERP"], "user_id": [str(f.w.users["member"].id)],
+                                 "scopes": ["reports:read", "messages"], "days": ["30"],
+                                 "source_addresses": ["203.0.113.0/24"]},
         "admin.invite": one(organisation_id=str(f.w.org_ids["A"]), name="鈴木 花子", email=f"fuzz{n}@example.co.jp",
                             role="filer"),
         "admin.change_role": one(role="filer"),

@@ -14,11 +14,25 @@ EXPECTED_PUBLIC = {"core.home", "core.language", "core.healthz", "core.livez", "
                    "core.favicon",  # the browser's icon, as public as the stylesheet
                    "informs.ca_certificate",  # the CA certificate anyone verifies a notice against (issue 16)
                    # Sign-in with GビズID: the way to the provider and back (404 while it is off).
-                   "auth.gbiz_start", "auth.gbiz_callback"}
+                   "auth.gbiz_start", "auth.gbiz_callback",
+                   "api.openapi"}  # the API's OpenAPI document: what the API accepts, no data
 
 
 def _access(app, endpoint):
     return getattr(app.view_functions[endpoint], "_access", None)
+
+
+def _bearer(app, endpoint) -> bool:
+    """An API route: authenticated by a bearer token, so without one it answers 401 (a problem
+    document), never a redirect to a sign-in page a system cannot use."""
+    return getattr(app.view_functions[endpoint], "_auth", None) == "bearer"
+
+
+def _refused_anonymously(app, rule, resp) -> bool:
+    if _bearer(app, rule.endpoint):
+        return (resp.status_code == 401 and resp.mimetype == "application/problem+json"
+                and resp.headers.get("WWW-Authenticate", "").startswith("Bearer"))
+    return resp.status_code == 302 and urlsplit(resp.location or "").path == "/auth/login"
 
 
 def unguarded(app) -> list[str]:
@@ -88,8 +102,7 @@ def test_anonymous_get_of_every_guarded_page_redirects_to_sign_in(app, client):
     wrong = []
     for rule in rules:
         resp = client.get(rule.rule)
-        location = urlsplit(resp.location or "").path
-        if resp.status_code != 302 or location != "/auth/login":
+        if not _refused_anonymously(app, rule, resp):
             wrong.append(f"{rule.rule}: {resp.status_code} -> {resp.location}")
     assert not wrong, "\n".join(wrong)
 
@@ -123,7 +136,7 @@ def test_anonymous_get_of_guarded_pages_with_ids_never_succeeds(app, client, fac
         url = sample_url(rule, ids)
         resp = client.get(url)
         checked += 1
-        if resp.status_code != 302 or urlsplit(resp.location).path != "/auth/login":
+        if not _refused_anonymously(app, rule, resp):
             wrong.append(f"{url}: {resp.status_code} -> {resp.location}")
     assert checked >= 4
     assert not wrong, "\n".join(wrong)
@@ -139,8 +152,7 @@ def test_anonymous_post_to_guarded_routes_changes_nothing(app, client, factory):
             continue
         url = sample_url(rule, ids)
         resp = client.post(url, data={"role": "admin", "level": "csi", "reason": "x"})
-        if not (resp.status_code == 400 or
-                (resp.status_code == 302 and urlsplit(resp.location).path == "/auth/login")):
+        if not (resp.status_code == 400 or _refused_anonymously(app, rule, resp)):
             wrong.append(f"{url}: {resp.status_code} -> {resp.location}")
     assert not wrong, "\n".join(wrong)
     with app.app_context():

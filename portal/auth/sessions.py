@@ -22,6 +22,7 @@ from portal.auth.models import UserSession
 from portal.db import utcnow
 
 COOKIE_NAME = "ttr_session"
+API_PREFIX = "/api/"
 # How often an unchanged session's last-seen time is written: the idle timeout is 30 minutes,
 # so a minute of slack costs nothing and saves a write and a commit on almost every request.
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -64,6 +65,10 @@ class DatabaseSessionInterface(SessionInterface):
         # a request in tests and CLI code).
         for key in ("principal", "subject", "status_labels"):
             g.pop(key, None)
+        if request.path.startswith(API_PREFIX):
+            # The API authenticates by bearer token alone (portal.core.guard): a cookie the
+            # client happens to send is never read, so it can neither sign it in nor be forged.
+            return ServerSession()
         token = request.cookies.get(COOKIE_NAME)
         if not token or len(token) > 100:
             return ServerSession()

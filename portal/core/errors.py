@@ -7,7 +7,7 @@ from flask import Response, current_app, g, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from portal import db
 
@@ -58,18 +58,28 @@ def init_app(app) -> None:
             g._login_user = app.login_manager.anonymous_user()
         return unavailable_response()
 
+    def _api(e: HTTPException):
+        """Under /api/ an error is a problem document (portal.api.problems), never a page."""
+        render = app.extensions.get("api_problem")
+        if render is not None and request.path.startswith("/api/"):
+            return render(e)
+        return None
+
     @app.errorhandler(CSRFError)
     def _csrf(e):
-        return render_template("errors/generic.html", code=400, title=_("Your form expired"),
+        return _api(e) or render_template("errors/generic.html", code=400, title=_("Your form expired"),
                                message=_("The page was open too long or was sent twice. Go back, reload the page and try again.")), 400
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(e):
-        return render_template("errors/generic.html", code=413, title=_("Too much data"),
+        return _api(e) or render_template("errors/generic.html", code=413, title=_("Too much data"),
                                message=_("What you sent is larger than the portal accepts.")), 413
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
+        api = _api(e)
+        if api is not None:
+            return api
         code = e.code or 500
         titles = {
             400: (_("Bad request"), _("The request could not be understood. Go back and try again.")),
@@ -101,6 +111,9 @@ def init_app(app) -> None:
         # The route's rule, never the path: an invitation's path is its token.
         log.exception("unhandled error on %s %s", request.method,
                       request.url_rule.rule if request.url_rule is not None else "(no route)")
+        api = _api(InternalServerError())
+        if api is not None:
+            return api
         try:
             return render_template("errors/generic.html", code=500, title=_("Something went wrong"),
                                    message=_("The portal could not complete your request. Nothing was changed. Try again later.")), 500

@@ -77,10 +77,14 @@ def can(action: Action, obj: object = None) -> bool:
 
 
 def audit(action: str, **kw) -> None:
-    """Record an event for the current request's user and address (in the open transaction)."""
+    """Record an event for the current request's user and address (in the open transaction);
+    a request authenticated by an API token names the token in every event it records."""
     actor = kw.pop("actor", None)
     if current_user.is_authenticated:
         actor = current_user._get_current_object()
+    token_id = g.get("api_token_id")
+    if token_id is not None:
+        kw["details"] = {**(kw.get("details") or {}), "api_token_id": token_id}
     record(db.session(), action, actor=actor, source_ip=request.remote_addr, **kw)
 
 
@@ -154,7 +158,7 @@ def has_nul(form) -> bool:
     return any("\x00" in v for v in form.values())
 
 
-def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str | None, back):
+def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str | None, back, answer=None):
     s = db.session()
     try:
         response = view(*args, **kwargs)
@@ -165,12 +169,20 @@ def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str |
         g.pop("after_commit", None)
         audit(event or f"{request.endpoint}", outcome="failure", reason=e.reason, **_identity(obj))
         s.commit()
+        if answer is not None:
+            return answer(e)
         flash(e.message, "error")
         return redirect(back(obj) if back is not None else _default_back(obj))
     except BaseException:
         s.rollback()
         g.pop("after_commit", None)
         raise
+    token = g.get("api_token")
+    if token is not None:
+        # Every use of an API token, in the transaction of what it did (a refusal or failure
+        # records its own event, which names the token too).
+        audit("api.token.use", target_type="api_token", target_id=token.id, org_id=token.organisation_id,
+              details={"endpoint": request.endpoint, "method": request.method})
     s.commit()
     for fn in g.pop("after_commit", ()):
         fn()
@@ -209,7 +221,8 @@ def public(view: Callable | None = None, *, body: str = "form") -> Callable:
 
 def guarded(action: Action | Mapping[str, Action], load: Callable[..., object] | None = None, *,
             target: Callable[[object], object] | None = None, event: str | None = None,
-            back: Callable[[object], str] | None = None, body: str = "form") -> Callable:
+            back: Callable[[object], str] | None = None, body: str = "form", auth: str = "session",
+            answer: Callable[[ServiceError], object] | None = None) -> Callable:
     """Sign-in required, then the policy decides the route's action on the object ``load``
     returns from the URL arguments (None: 404, recorded).
 
@@ -217,7 +230,16 @@ def guarded(action: Action | Mapping[str, Action], load: Callable[..., object] |
     on when it is not ``obj.policy_target()`` (a channel of a case, a report's working copy).
     ``event``: the audit action recorded when the service refuses the request as asked.
     ``back(obj)``: where such a refusal returns, its message flashed. ``body="stream"``: the
-    view parses the streamed body and checks its CSRF token itself (uploads)."""
+    view parses the streamed body and checks its CSRF token itself (uploads); ``body="json"``: an
+    API body, parsed by the view.
+
+    ``auth="bearer"`` (the API): the request is authenticated by an API token in the
+    Authorization header instead of the session cookie (which is never read: portal.auth.sessions),
+    the token's scope must cover the action, and no CSRF token is asked for (no browser sends
+    the header by itself). ``answer(e)``: the response to a ServiceError instead of a flashed
+    message and a redirect to ``back``."""
+    if auth not in ("session", "bearer"):
+        raise ValueError(auth)
     actions = dict(action) if isinstance(action, Mapping) else None
 
     def deco(view: Callable) -> Callable:
@@ -226,9 +248,11 @@ def guarded(action: Action | Mapping[str, Action], load: Callable[..., object] |
 
         @wraps(view)
         def wrapper(**kwargs):
-            if not current_user.is_authenticated:
-                return current_app.login_manager.unauthorized()
             act = actions.get(request.method, actions.get("GET")) if actions is not None else action
+            if auth == "bearer":
+                _authenticate_bearer(act)
+            elif not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
             obj = None
             if load is not None:
                 obj = load(**(kwargs if takes_all else {k: v for k, v in kwargs.items() if k in load_params}))
@@ -245,14 +269,15 @@ def guarded(action: Action | Mapping[str, Action], load: Callable[..., object] |
             if request.method not in SAFE_METHODS and body == "form":
                 _check_form_body()
             if request.method not in SAFE_METHODS and body == "stream":
-                g.decide_again = lambda: _decide_again(act, load, kwargs, target)
+                g.decide_again = lambda: _decide_again(act, load, kwargs, target, auth)
                 _release_connection()
             if load is None:
-                return _act(view, (), kwargs, action=act, obj=None, event=event, back=back)
-            return _act(view, (), {"obj": obj}, action=act, obj=obj, event=event, back=back)
+                return _act(view, (), kwargs, action=act, obj=None, event=event, back=back, answer=answer)
+            return _act(view, (), {"obj": obj}, action=act, obj=obj, event=event, back=back, answer=answer)
 
         wrapper._access = ("policy", next(iter(actions.values())) if actions else action)  # type: ignore[attr-defined]
         wrapper._actions = actions or {"*": action}  # type: ignore[attr-defined]
+        wrapper._auth = auth  # type: ignore[attr-defined]
         return wrapper
 
     return deco
@@ -265,6 +290,41 @@ def _decision(act, obj, subject_of) -> Decision:
         # belongs to a case is reached only by someone who may read the case.
         decision = decide(current_subject(), Action.REPORT_VIEW, obj.policy_parent(), today=today_jst())
     return decision
+
+
+def _authenticate_bearer(act) -> None:
+    """The API's sign-in: the bearer token names the user the policy then decides on. A token
+    that is missing, unknown, expired or revoked answers 401, one used from an address or for
+    an action it does not cover 403; each refusal is recorded like any other denial, with the
+    token's id when it is known."""
+    from portal.auth import tokens
+
+    verdict = tokens.authenticate(db.session(), request.headers.get("Authorization"), request.remote_addr, act)
+    if verdict.token is not None:
+        g.api_token_id = verdict.token.id
+    if verdict.reason is not None:
+        g._login_user = current_app.login_manager.anonymous_user()
+        s = db.session()
+        s.rollback()
+        audit("access.denied", outcome="denied", reason=verdict.reason, target_type="api_token",
+              target_id=verdict.token.id if verdict.token is not None else None,
+              org_id=verdict.token.organisation_id if verdict.token is not None else None,
+              details={"permission": str(act), "path": request.path[:200], "method": request.method})
+        s.commit()
+        g.bearer_refusal = verdict.reason
+        abort(verdict.status)
+    token = verdict.token
+    # Flask-Login's current user for this request, without any session: the guard, the
+    # services and the audit trail see the token's user as if signed in.
+    g._login_user = token.user
+    g.pop("principal", None)
+    g.pop("subject", None)
+    g.api_token = token
+
+
+def authenticated_by_token() -> bool:
+    """Whether this request was authenticated by an API token (no CSRF token to check)."""
+    return g.get("api_token") is not None
 
 
 # ---------------------------------------------------------------- streamed bodies
@@ -284,15 +344,19 @@ def decide_again() -> None:
         again()
 
 
-def _decide_again(act, load, kwargs: dict, target) -> None:
+def _decide_again(act, load, kwargs: dict, target, auth: str = "session") -> None:
     s = db.session()
     user = current_user._get_current_object()
-    token = getattr(cookie_session, "token", None)
-    loaded = principal.load(s, digest(token)) if token else None
-    if loaded is None or loaded[1].user_id != user.id or not loaded[1].user.active:
-        # Signed out, revoked (a password or role change) or disabled while the body arrived.
-        refuse(act, "session_ended", conceal=False)
-    g.principal = loaded[1]
+    if auth == "bearer":
+        # The token revoked or expired, or its user disabled, while the body arrived.
+        _authenticate_bearer(act)
+    else:
+        token = getattr(cookie_session, "token", None)
+        loaded = principal.load(s, digest(token)) if token else None
+        if loaded is None or loaded[1].user_id != user.id or not loaded[1].user.active:
+            # Signed out, revoked (a password or role change) or disabled while the body arrived.
+            refuse(act, "session_ended", conceal=False)
+        g.principal = loaded[1]
     g.pop("subject", None)
     obj = None
     subject_of = None

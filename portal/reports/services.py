@@ -610,3 +610,35 @@ def org_reports(session: Session, subject: Subject, *, status: str | None, techn
     page = max(1, min(page, max(1, -(-total // per_page))))
     items = listing.run(conn, rows_stmt, {**params, "limit": per_page, "offset": (page - 1) * per_page})
     return Page(items, total, page, per_page)
+
+
+@lru_cache(maxsize=16)
+def _company_keyset(by_status: bool, by_technology: bool, after: bool):
+    """The company list read by position (the API's cursor) rather than by page number: rows
+    after (updated_at, id) in the list's own order, so a page costs the same at any depth."""
+    cond = [visible_to_company()]
+    if by_status:
+        cond.append(Report.status == bindparam("f_status"))
+    if by_technology:
+        cond.append(Report.technology_id.in_(bindparam("f_techs", expanding=True)))
+    if after:
+        cond.append(or_(Report.updated_at < bindparam("c_at"),
+                        and_(Report.updated_at == bindparam("c_at"), Report.id < bindparam("c_id"))))
+    return listing.statement(and_(*cond), (Report.updated_at.desc(), Report.id.desc()))
+
+
+def org_reports_after(session: Session, subject: Subject, *, status: str | None, technology: str | None,
+                      after: tuple | None, limit: int = 50) -> tuple[list[listing.ListedReport], bool]:
+    """The same reports as ``org_reports`` in the same order, ``limit`` of them after the
+    position ``after`` ((updated_at, id) of the last one read); and whether more follow."""
+    params = company_params(session, subject)
+    by_status = status in S.STATUS_LABELS
+    if by_status:
+        params["f_status"] = status
+    if technology:
+        params["f_techs"] = _technology_ids(session, [technology])
+    if after is not None:
+        params["c_at"], params["c_id"] = after
+    stmt = _company_keyset(by_status, bool(technology), after is not None)
+    rows = listing.run(session.connection(), stmt, {**params, "limit": limit + 1, "offset": 0})
+    return rows[:limit], len(rows) > limit
