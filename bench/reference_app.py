@@ -44,9 +44,10 @@ _keys: dict[int, bytes] = {}
 def _load_keys() -> None:
     path = os.environ.get("REFERENCE_FIELD_KEYS")
     if path:
-        for line in open(path, encoding="ascii"):
-            kid, key = line.split()
-            _keys[int(kid)] = bytes.fromhex(key)
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                kid, key = line.split()
+                _keys[int(kid)] = bytes.fromhex(key)
 
 
 _load_keys()
