@@ -60,3 +60,24 @@ def test_a_revocation_between_two_requests_bites_on_the_second(app, signed_in, f
         s.commit()
     resp = client.get("/reports")
     assert resp.status_code == 302 and "/auth/login" in resp.location
+
+
+def test_a_request_pings_the_database_once_and_every_request_pings(app, signed_in, factory, statements, monkeypatch):
+    """The pool's liveness check (what survives a database restart, tests/test_db_outage.py)
+    runs on the first connection each request takes, not again when the page takes it back
+    after the autocommitted session read."""
+    client = signed_in(factory.user("filer"))
+    dialect = app.extensions["db_engine"].dialect
+    real, pings = dialect.do_ping, []
+
+    def counted(dbapi_conn):
+        pings.append(dbapi_conn)
+        return real(dbapi_conn)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    statements.clear()
+    assert client.get("/reports").status_code == 200
+    assert _principal(statements) == [True] and len(statements) > 1  # two checkouts: the read, the page
+    assert len(pings) == 1
+    assert client.get("/reports").status_code == 200
+    assert len(pings) == 2
