@@ -112,7 +112,9 @@ def make_engine(url: str, **kwargs) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     # LIFO: a request's second checkout gets back the connection its first one returned a
     # moment ago, which _ping_once_per_request need not ping again.
-    engine = create_engine(url, pool_use_lifo=True, **kwargs)
+    if "poolclass" not in kwargs:  # a NullPool (backups, one-off commands) has no order
+        kwargs["pool_use_lifo"] = True
+    engine = create_engine(url, **kwargs)
     _ping_once_per_request(engine)
     return engine
 
