@@ -50,7 +50,7 @@ def test_the_views_work_still_runs_in_a_transaction(app, signed_in, factory, sta
     assert rest and not any(rest), statements  # the list's statements: one transaction, committed once
 
 
-def test_a_revocation_between_two_requests_bites_on_the_second(app, signed_in, factory, statements):
+def test_a_revocation_between_two_requests_bites_on_the_second(app, signed_in, factory):
     user = factory.user("filer")
     client = signed_in(user)
     assert client.get("/reports").status_code == 200
