@@ -48,10 +48,12 @@ except ImportError:
     REBUILD_TALLIES = ()
 # Shared with the reports-list benchmark (issue 4): server start/stop, HTTP, load generators,
 # the field-encryption set-up that `portal init` does.
-from reports_list import (_corporate_number, _session_cookie, free_port, prepare_field_encryption, request,
-                          run_python, run_wrk, start_gunicorn, stop_gunicorn, wait_live)
+from reports_list import (_commit, _corporate_number, _session_cookie, free_port, measure, prepare_field_encryption,
+                          print_line, ratio_table, request, run_python, run_wrk, start_gunicorn, start_reference,
+                          stop_gunicorn, wait_live, write_field_keys)
 
-GOAL_RATIO = 0.25
+# Ratios to the reference app's matching route (bench/reference_app.py; issue 20).
+GOALS = {"queue": 0.15, "queue_under_review_transfer": 0.15, "case": 0.08}
 PASSWORD = "bench: correct horse battery staple 42"
 REVIEWER_EMAIL = "reviewer@bench.example"
 N_COMPANIES = 10
@@ -330,7 +332,7 @@ def sign_in_http(port: int, totp: Totp) -> str:
 # ---------------------------------------------------------------- checks
 
 def check_queue(html: str, path: str, expect_total: int) -> None:
-    rows = len(re.findall(r'<td><a href="/reports/\d+">TTR-', html))
+    rows = len(re.findall(r'<td[^>]*><a href="/reports/\d+">TTR-', html))
     if rows != 50:
         raise RuntimeError(f"GET {path}: {rows} rows instead of 50 (not signed in?)")
     if not re.search(rf"(?<![\d,]){expect_total}(?![\d,])|(?<![\d,]){expect_total:,}(?![\d,])", html):
@@ -406,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="ttr-bench-review-"))
-    proc = None
+    proc = ref = None
     created = False
     try:
         from portal.config import Settings
@@ -438,67 +440,75 @@ def main(argv: list[str] | None = None) -> int:
         for name, q in queries.items():
             print(f"  SQL statements per page {q['path']:<52} {q['queries']}   in-process ms {q['in_process_ms']}")
 
-        port = free_port()
-        log = tmp / "gunicorn.log"
+        dbname = url.rsplit("/", 1)[1].split("?", 1)[0]
+        port, ref_port = free_port(), free_port()
+        log, ref_log = tmp / "gunicorn.log", tmp / "reference.log"
+        keys = instance / "field-keys.bench"
+        write_field_keys(settings, keys)
         proc = start_gunicorn(url, instance, secret, port, args.workers, log)
+        ref = start_reference(url, keys, ref_port, args.workers, ref_log)
         wait_live(port, proc, log)
+        wait_live(ref_port, ref, ref_log)
         cookie = sign_in_http(port, totp)
-        # /livez with the cookie, for information: the trivial view plus what a session costs.
-        targets = [("trivial", "/livez", None), ("trivial_with_session", "/livez", cookie), ("queue", pages["queue"], cookie),
-                   ("queue_under_review_transfer", pages["queue_under_review_transfer"], cookie),
-                   ("case", case, cookie), ("signed_in_floor", "/account", cookie)]
+        # Each portal page against the reference's matching route, the reference measured just
+        # before it. /livez with the cookie: what every signed-in request pays before any view.
+        targets = [("trivial", "/livez", None, "/livez"), ("trivial_with_session", "/livez", cookie, "/session"),
+                   ("queue", pages["queue"], cookie, "/queue"),
+                   ("queue_under_review_transfer", pages["queue_under_review_transfer"], cookie,
+                    "/queue?status=under_review&sort=transfer"),
+                   ("case", case, cookie, f"/case/{info['case_id']}"), ("signed_in_floor", "/account", cookie, "/session")]
         expect = {"queue": info["visible"], "queue_under_review_transfer": info["visible_under_review"]}
-        results = {}
-        for name, path, ck in targets:
-            status, _h, html = request(port, "GET", path, cookie=ck)
-            if status != 200:
-                raise RuntimeError(f"GET {path}: {status}")
-            if name in expect:
-                check_queue(html, path, expect[name])
-            elif name == "case":
-                check_case(html, path, info["case_messages"])
-            drive(port, path, ck, min(2.0, args.seconds), args.connections)  # warm-up
-            r = drive(port, path, ck, args.seconds, args.connections)
-            if r["non_2xx_3xx"] or r["socket_errors"]:
-                raise RuntimeError(f"GET {path}: {r['non_2xx_3xx']} error responses, {r['socket_errors']} socket errors")
-            results[name] = r
-            label = path + (" (with cookie)" if ck and path == "/livez" else "")
-            print(f"  GET {label:<52} {r['rps']:8.1f} req/s   p50 {r['latency_ms_p50']} ms   "
-                  f"p99 {r['latency_ms_p99']} ms   ({r['requests']} requests in {r['seconds']:.1f} s)")
+        results, reference = {}, {}
+        for name, path, ck, ref_path in targets:
+            for p, rp in ((port, path), (ref_port, ref_path)):
+                status, _h, html = request(p, "GET", rp, cookie=ck)
+                if status != 200:
+                    raise RuntimeError(f"GET {rp} on port {p}: {status}")
+                if name in expect:
+                    check_queue(html, rp, expect[name])
+                elif name == "case":
+                    check_case(html, rp, info["case_messages"])
+            if ref_path not in reference:
+                reference[ref_path] = measure(drive, ref_port, ref_path, ck, args.seconds, args.connections,
+                                              ref.pid, dbname)
+                print_line("reference", ref_path, reference[ref_path])
+            r = results[name] = measure(drive, port, path, ck, args.seconds, args.connections, proc.pid, dbname)
+            r["reference_path"] = ref_path
+            print_line("portal", path + (" (with cookie)" if ck and path == "/livez" else ""), r)
         # Still signed in at the end: every request measured was the real page.
         check_queue(request(port, "GET", pages["queue"], cookie=cookie)[2], pages["queue"], info["visible"])
 
-        base = results["trivial"]["rps"]
-        ratios = {k: results[k]["rps"] / base for k in results if k != "trivial"}
-        measured = ("queue", "queue_under_review_transfer", "case")
-        ok = min(ratios[k] for k in measured) >= GOAL_RATIO
+        ratios = {k: results[k]["rps"] / reference[results[k]["reference_path"]]["rps"] for k in results}
+        ok = all(ratios[k] >= goal for k, goal in GOALS.items())
         elapsed = time.perf_counter() - t_start
-        print("ratios to /livez: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()) +
-              f"; goal >= {GOAL_RATIO} {'met' if ok else 'NOT met'}")
-        print(f"review_console: /review/queue {results['queue']['rps']:.0f} req/s, filtered "
-              f"{results['queue_under_review_transfer']['rps']:.0f} req/s, case page {results['case']['rps']:.0f} req/s, "
-              f"/livez {base:.0f} req/s [{tool}, {args.connections} connections, {args.workers} workers; "
-              f"whole run {elapsed:.0f} s]")
+        print(ratio_table([(f"{n} ({results[n]['reference_path']})", reference[results[n]["reference_path"]],
+                            results[n]) for n in results]))
+        print("review_console: ratios to the reference: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()) +
+              "; goals " + ", ".join(f"{k} >= {g}" for k, g in GOALS.items()) + f" {'met' if ok else 'NOT met'} "
+              f"[{tool}, {args.connections} connections, {args.workers} workers; whole run {elapsed:.0f} s]")
         path = write_result("review_console", {
-            "label": args.label, "reports": args.reports, "messages": args.messages, "visible_to_reviewer": info["visible"],
+            "label": args.label, "commit": _commit(), "reports": args.reports, "messages": args.messages,
+            "visible_to_reviewer": info["visible"],
             "visible_under_review": info["visible_under_review"], "case_id": info["case_id"],
             "case_messages": info["case_messages"], "load_seconds": round(t_load, 1),
             "load_detail": {k: info[k] for k in ("seconds_reports", "seconds_messages", "seconds_vacuum_analyze")},
             "tool": tool, "connections": args.connections, "gunicorn_workers": args.workers,
             "seconds_per_endpoint": args.seconds, "sql_statements_per_page": queries,
             "endpoints": {k: {**v, "rps": round(v["rps"], 1)} for k, v in results.items()},
-            "ratios_to_trivial": {k: round(v, 4) for k, v in ratios.items()}, "extra_ddl": args.ddl,
-            "goal_ratio": GOAL_RATIO, "goal_met": ok, "total_seconds": round(elapsed, 1),
+            "reference": {k: {**v, "rps": round(v["rps"], 1)} for k, v in reference.items()},
+            "ratios_to_reference": {k: round(v, 4) for k, v in ratios.items()}, "extra_ddl": args.ddl,
+            "goals": GOALS, "goal_met": ok, "total_seconds": round(elapsed, 1),
         })
         print(f"result appended to {path}")
         return 0 if ok else 2
     except BaseException:
-        log = tmp / "gunicorn.log"
-        if log.exists():
-            print(f"--- the end of gunicorn's log:\n{log.read_text(errors='replace')[-4000:]}", file=sys.stderr)
+        for log in (tmp / "gunicorn.log", tmp / "reference.log"):
+            if log.exists():
+                print(f"--- the end of {log.name}:\n{log.read_text(errors='replace')[-4000:]}", file=sys.stderr)
         raise
     finally:
         stop_gunicorn(proc)
+        stop_gunicorn(ref)
         if args.keep:
             print(f"kept {url} and its instance folder (keyring) {tmp / 'instance'}")
         else:

@@ -10,7 +10,7 @@ import logging
 import os
 from datetime import datetime, timezone
 
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -110,7 +110,41 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # LIFO: a request's second checkout gets back the connection its first one returned a
+    # moment ago, which _ping_once_per_request need not ping again.
+    if "poolclass" not in kwargs:  # a NullPool (backups, one-off commands) has no order
+        kwargs["pool_use_lifo"] = True
+    engine = create_engine(url, **kwargs)
+    _ping_once_per_request(engine)
+    return engine
+
+
+_PINGED_IN = "portal.db.pinged"  # the request's token, in its WSGI environ
+
+
+def _ping_once_per_request(engine: Engine) -> None:
+    """SQLAlchemy's pre-ping, once per request and connection rather than on every checkout.
+
+    The ping is what lets the first request after a database restart succeed on a pooled
+    connection the restart broke (tests/test_db_outage.py): every request still pings the first
+    connection it takes. A request that takes one again (the session read is autocommitted and
+    hands its connection back, portal.auth.sessions) gets the same connection and skips the
+    ping: a restart in between is the database going away during a request, which answers the
+    503 page as it always has. Outside a request (CLI, jobs) every checkout pings."""
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy):
+        token = request.environ.get(_PINGED_IN) if has_request_context() else None
+        if token is not None and record.info.get("pinged_for") is token:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:
+            # The pool drops this connection and checks out (or opens) another one.
+            raise sa_exc.DisconnectionError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+        if token is None and has_request_context():
+            token = request.environ[_PINGED_IN] = object()
+        record.info["pinged_for"] = token
 
 
 def init_app(app) -> None:
