@@ -60,10 +60,21 @@ def package_licence(name: str, overrides: dict[str, str]) -> str | None:
     if name in overrides:
         return overrides[name]
     try:
-        expression = metadata.distribution(name).metadata.get("License-Expression")
+        meta = metadata.distribution(name).metadata
     except metadata.PackageNotFoundError:
         return None
-    return expression.strip() if expression else None
+    expression = meta.get("License-Expression")
+    if expression:
+        return expression.strip()
+    # Older metadata: a License field that is exactly an SPDX id counts; prose does not.
+    field = (meta.get("License") or "").strip()
+    return field if field in _SPDX_IDS else None
+
+
+# The SPDX ids a bare License field is taken for (any other value needs deps/licences.toml).
+_SPDX_IDS = frozenset({"MIT", "MIT-0", "BSD-2-Clause", "BSD-3-Clause", "Apache-2.0", "ISC", "PSF-2.0",
+                       "Unlicense", "0BSD", "MPL-2.0", "LGPL-3.0-only", "LGPL-2.1-only", "GPL-2.0-only",
+                       "GPL-3.0-only", "AGPL-3.0-only"})
 
 
 def npm_packages() -> list[dict]:
