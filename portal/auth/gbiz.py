@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.audit.trail import record
@@ -84,12 +85,26 @@ def sign_in(session: Session, settings: Settings, who: GbizIdentity, ip: str | N
                               "government_account")
         record(session, "auth.gbiz.link_pending", actor=existing, source_ip=ip, details=who.audit_details())
         return Outcome("link_pending", existing)
-    user = User(email=normalise_email(who.email), name=who.name, role=role, organisation_id=org.id,
-                password_hash=None, locale="ja")
-    session.add(user)
-    session.flush()
-    session.add(GbizLink(user_id=user.id, issuer=issuer, subject=who.subject, corporate_number=who.corporate_number,
-                         account_type=who.account_type, last_signin_at=utcnow(), last_acr=who.acr, last_amr=who.amr))
+    try:
+        # In a savepoint: the same person signing in twice at once (two tabs, a double click)
+        # makes the second insert collide with the first; the second then signs in to the
+        # account the first created instead of failing with an error page.
+        with session.begin_nested():
+            user = User(email=normalise_email(who.email), name=who.name, role=role, organisation_id=org.id,
+                        password_hash=None, locale="ja")
+            session.add(user)
+            session.flush()
+            session.add(GbizLink(user_id=user.id, issuer=issuer, subject=who.subject,
+                                 corporate_number=who.corporate_number, account_type=who.account_type,
+                                 last_signin_at=utcnow(), last_acr=who.acr, last_amr=who.amr))
+            session.flush()
+    except IntegrityError:
+        link = session.execute(select(GbizLink).where(GbizLink.issuer == issuer, GbizLink.subject == who.subject)
+                               ).scalar_one_or_none()
+        if link is not None:
+            return _linked(session, link, who, ip)
+        raise GbizRefused(_("Signing in did not complete because the account changed at the same moment. "
+                            "Sign in with gBizID again."), "concurrent_signin", 409) from None
     record(session, "account.create", actor=user, source_ip=ip, target_type="user", target_id=user.id,
            details={"via": "gbiz", "role": role, **who.audit_details()})
     return Outcome("signed_in", user)

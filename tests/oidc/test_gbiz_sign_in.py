@@ -413,3 +413,40 @@ def test_linked_account_whose_gbiz_became_entry_is_refused(app, client, factory,
     assert resp.status_code == 403 and last_failure(app).reason == "account_type_refused"
     assert users(app)[1][0][3] == "member"  # the link is unchanged
     assert client.get("/account").status_code == 302
+
+
+@pytest.mark.postgres_only
+def test_two_first_sign_ins_at_once_give_one_account_and_no_error(app, factory, monkeypatch):
+    """The same person's first sign-in twice at once (two tabs): the second request's insert
+    collides with the account the first one committed meanwhile, and it signs in to that
+    account instead of failing with an error page. (SQLite serialises its writers, so the race
+    exists on PostgreSQL only.)"""
+    from portal import db
+    from portal.auth import gbiz
+    from portal.auth.gbiz_claims import GbizIdentity
+    from portal.auth.models import GbizLink, User
+
+    s = app.config["SETTINGS"]
+    monkeypatch.setattr(s, "oidc_issuer", "https://gbiz.example", raising=False)
+    org = factory.org("株式会社同時", facility=True)
+    who = GbizIdentity(subject="same-person", account_type="member", corporate_number=org.corporate_number,
+                       name="同時 太郎", email="doji@example.jp", acr=None, amr=None)
+    def the_other_request_commits_first(session, email):
+        with db.engine().connect() as other:  # the first tab's request, committed in between
+            uid = other.execute(sa.insert(User).values(email="doji@example.jp", name="同時 太郎", role="filer",
+                                                       organisation_id=org.id, password_hash=None, locale="ja")
+                                .returning(User.id)).scalar_one()
+            other.execute(sa.insert(GbizLink).values(user_id=uid, issuer="https://gbiz.example",
+                                                     subject="same-person", corporate_number=org.corporate_number,
+                                                     account_type="member"))
+            other.commit()
+        return None  # what this request found when it looked, before that commit
+
+    with app.test_request_context():
+        session = db.session()
+        monkeypatch.setattr(gbiz, "find_user", the_other_request_commits_first)
+        outcome = gbiz.sign_in(session, s, who, "203.0.113.9")
+        session.commit()
+        assert outcome.kind == "signed_in" and outcome.user.email == "doji@example.jp"
+        users = session.execute(sa.select(User).where(User.email == "doji@example.jp")).scalars().all()
+        assert len(users) == 1 and outcome.user.id == users[0].id
