@@ -431,7 +431,9 @@ def test_two_first_sign_ins_at_once_give_one_account_and_no_error(app, factory, 
     org = factory.org("株式会社同時", facility=True)
     who = GbizIdentity(subject="same-person", account_type="member", corporate_number=org.corporate_number,
                        name="同時 太郎", email="doji@example.jp", acr=None, amr=None)
+
     def the_other_request_commits_first(session, email):
+        """This request's look-up finds no account (None), and the other request commits one."""
         with db.engine().connect() as other:  # the first tab's request, committed in between
             uid = other.execute(sa.insert(User).values(email="doji@example.jp", name="同時 太郎", role="filer",
                                                        organisation_id=org.id, password_hash=None, locale="ja")
@@ -440,7 +442,6 @@ def test_two_first_sign_ins_at_once_give_one_account_and_no_error(app, factory, 
                                                      subject="same-person", corporate_number=org.corporate_number,
                                                      account_type="member"))
             other.commit()
-        return None  # what this request found when it looked, before that commit
 
     with app.test_request_context():
         session = db.session()
