@@ -71,7 +71,7 @@ def add_attachments(inst: Path, url: str, n: int, size: int) -> float:
     from portal.attachments.services import UploadSink, store_for
     from portal.auth.models import User
     from portal.config import Settings
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.reports.models import Report
 
     app = create_app(Settings.from_env())

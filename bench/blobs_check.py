@@ -56,7 +56,7 @@ def _prepare(settings, mib: int, files: int) -> int:
     from portal.demo import seed
     from portal.encryption import sealed
     from portal.encryption.instance import ensure_instance
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.migrate import upgrade
 
     ensure_instance(settings)
@@ -98,7 +98,7 @@ def _deep(app, settings) -> tuple[float, int, int, int]:
     from portal import db
     from portal.attachments.services import store_for
     from portal.encryption import blobcheck
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     with app.app_context():
         s = db.session()

@@ -28,7 +28,7 @@ def main() -> None:
 
     from portal import create_app
     from portal.encryption import sealed
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.calendar import window
     from portal.core.timeutil import today_jst
     from portal.encryption.instance import ensure_instance

@@ -66,7 +66,7 @@ def through_the_app() -> tuple[bool, bool]:
 
     from portal import create_app
     from portal.encryption import sealed
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.encryption.instance import ensure_instance
     from portal.migrate import upgrade
 

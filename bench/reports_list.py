@@ -69,7 +69,7 @@ def prepare_field_encryption(settings) -> None:
     so that sealed columns such as reports.draft can be written and read."""
     try:
         from portal.encryption import sealed
-        from portal.encryption.keyring_access import keyring_for
+        from portal.encryption.opener import keyring_for
     except ImportError:  # a tree without field encryption
         return
     from portal.db import make_engine

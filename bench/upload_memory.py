@@ -156,7 +156,7 @@ def seed(env: dict[str, str]) -> str:
     import portal.models  # noqa: F401 - every mapper, so relationships resolve
     from portal.encryption import sealed
     from portal.access.models import Clearance
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.auth.models import User
     from portal.auth.passwords import Argon2Params, hash_password
     from portal.catalogue.models import Technology

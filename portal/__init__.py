@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
 
     from portal.encryption import sealed
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     if settings.keyring_path.exists():
         sealed.configure(keyring_for(settings.keyring_path), settings.database_url)

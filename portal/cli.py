@@ -57,7 +57,7 @@ def init() -> None:
         click.echo(f"created {path}")
     from portal import db
     from portal.encryption import sealed
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     keyring = keyring_for(settings.keyring_path)
     upgrade(settings.database_url, keyring=keyring)  # a migration may re-seal encrypted fields
@@ -421,7 +421,7 @@ def keys() -> None:
 def _keyring():
     from flask import current_app
 
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     return keyring_for(current_app.config["SETTINGS"].keyring_path)
 
@@ -688,7 +688,7 @@ def scan(pending, older_than, limit, mb_per_s) -> None:
 
     from portal import db
     from portal.attachments import scanning, services
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     settings = current_app.config["SETTINGS"]
     client = scanning.scanner_for(settings)
@@ -838,7 +838,7 @@ def db_downgrade(revision) -> None:
 def _keyring_if_present(settings: Settings):
     """The instance's keyring for migrations that re-seal encrypted fields; without one, such
     a migration stops with a message saying so."""
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     return keyring_for(settings.keyring_path) if settings.keyring_path.exists() else None
 

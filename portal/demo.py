@@ -112,7 +112,7 @@ COMMENTS = {
 
 def _attach_demo_file(session: Session, report, filer, subject, today: date) -> None:
     from portal.attachments import services as attachments
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     settings = current_app.config["SETTINGS"]
     store = attachments.store_for(settings, lambda: session)

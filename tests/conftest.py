@@ -135,7 +135,7 @@ def base_app(database_url, instance_dir):
     from portal import create_app
 
     from portal.encryption import sealed
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     app = create_app(make_settings(instance_dir, database_url))
     with app.extensions["db_engine"].begin() as conn:

@@ -131,7 +131,7 @@ def _decrypted(inst: Path, url: str, blob_store: str) -> dict[str, list[bytes]]:
     from portal.attachments.blobstore import DatabaseBlobStore, DirectoryBlobStore
     from portal.db import make_engine
     from portal.encryption import registry
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     keyring = keyring_for(inst / "keyring.json")
     engine = make_engine(url, poolclass=sa.pool.NullPool)
@@ -150,7 +150,7 @@ def _decrypted(inst: Path, url: str, blob_store: str) -> dict[str, list[bytes]]:
 
 
 def test_restore_drill(app, world, target, tmp_path):
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     fc, draft_id, uploaded = world["fc"], world["draft"], world["uploaded"]
     before_backup = set(uploaded)
@@ -335,7 +335,7 @@ def test_a_keyring_that_lacks_a_key_the_data_uses_fails_the_backup(app, world, t
     """A keyring changed behind `portal keys`' back (a KEK removed while data still uses it):
     no set whose keyring cannot open its database; the backup says which key, leaves nothing."""
     from portal.backup.take import BackupError
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     kr = keyring_for(app.config["SETTINGS"].keyring_path)
     used = kr.rotate()

@@ -163,7 +163,7 @@ def test_two_approvers_at_once_issue_exactly_once(app, case, factory):
     from portal import db
     from portal.access.subject import subject_for
     from portal.attachments import services as attachments
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.auth.models import User
     from portal.informs import services
     from portal.informs.models import Inform

@@ -43,7 +43,7 @@ def test_lease_then_retire_refuses_until_the_key_is_committed_and_rewrapped(app,
     from portal import db
     from portal.attachments.models import DataKey
     from portal.encryption import leases, rotation
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     kr = keyring_for(keyring_file)
     old = kr.active_id
@@ -81,7 +81,7 @@ def test_lease_then_retire_refuses_until_the_key_is_committed_and_rewrapped(app,
 def test_retire_then_lease_never_wraps_under_the_retired_key(app, keyring_file):
     from portal import db
     from portal.encryption import leases, rotation
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     kr = keyring_for(keyring_file)
     old = kr.active_id
@@ -134,7 +134,7 @@ def test_a_lease_ends_with_its_transaction_or_expires(app, keyring_file, monkeyp
 
 def test_keys_status_shows_wraps_in_flight_and_keys_being_retired(app, keyring_file):
     from portal.encryption import leases
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     kr = keyring_for(keyring_file)
     old = kr.active_id
@@ -159,7 +159,7 @@ def test_retire_refuses_while_an_upload_waits_at_commit(app, factory, keyring_fi
     retire (refused); release; the upload commits and decrypts; then retirement succeeds."""
     from portal import db
     from portal.encryption import leases, registry, rotation
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     data = b"%PDF-1.7\n" + bytes(range(256)) * 4096 + b"\n%%EOF\n"  # 1 MiB
     client = app.test_client()

@@ -18,7 +18,7 @@ from tests.test_attachments import PDF, _attachments, upload
 @pytest.fixture
 def own_keyring(app, tmp_path):
     """A copy of the keyring for this test, so rotation does not leak into other tests."""
-    from portal.encryption import keyring_access as keys
+    from portal.encryption import opener as keys
     from portal.encryption import sealed
 
     s = app.config["SETTINGS"]
@@ -59,7 +59,7 @@ def _cli(app, group, *args):
 def test_rotate_rewrap_retire_and_everything_still_decrypts(app, factory, own_keyring):
     from portal import db
     from portal.encryption import rotation
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.reports.models import Report
 
     client = app.test_client()
@@ -98,7 +98,7 @@ def test_blob_check_finds_orphans_and_missing_blobs(app, factory, own_keyring, t
     from portal import db
     from portal.attachments.services import store_for
     from portal.encryption import blobcheck
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     client = app.test_client()
     sign_in(client, factory.user("filer"))

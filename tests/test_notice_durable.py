@@ -63,7 +63,7 @@ def test_a_sealed_document_is_whole_on_the_database_store_when_its_row_commits(a
     """Under one chunk (1 MiB) and over two: nothing is left to write after the row's commit."""
     from portal import db
     from portal.attachments import services
-    from portal.encryption.keyring_access import current_keyring
+    from portal.encryption.opener import current_keyring
 
     app.config["SETTINGS"].blob_store = "database"
     data = b"%PDF-1.7\n" + os.urandom(size)
@@ -87,7 +87,7 @@ def test_a_failure_after_sealing_leaves_no_notice_behind(app, case, store, tmp_p
     from portal.auth.models import User
     from portal.core.timeutil import today_jst
     from portal.encryption import leases
-    from portal.encryption.keyring_access import current_keyring
+    from portal.encryption.opener import current_keyring
     from portal.informs import services
     from portal.informs.models import Inform
 

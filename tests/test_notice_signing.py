@@ -176,7 +176,7 @@ def _reseal(app, i, data: bytes, *, sha256: str | None = None) -> None:
     """Store ``data`` as the inform's notice (sealed like any notice), as damage would leave it."""
     from portal import db
     from portal.attachments import services as blobs
-    from portal.encryption.keyring_access import current_keyring
+    from portal.encryption.opener import current_keyring
     from portal.informs.models import Inform
 
     with app.app_context():

@@ -310,7 +310,7 @@ def test_counters_move_with_uploads_downloads_and_audit_appends(app, filer):
 def test_key_and_job_state_at_scrape_time(app, filer):
     from portal import db
     from portal.attachments.models import Attachment
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.review.jobs import run_daily
     from portal.core.timeutil import today_jst
 

@@ -103,7 +103,7 @@ def _submit_many(url: str, keyring_path: str, report_ids: list[int], user_id: in
 
     import portal.models  # noqa: F401  (every mapper, as the app would have)
     from portal.encryption import sealed
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
 
     sealed.configure(keyring_for(keyring_path), url)
     engine = make_engine(url)

@@ -242,7 +242,7 @@ def old_database(tmp_path_factory, base_app, monkeypatch):
     from crypto import new_dek, seal
     from portal.db import make_engine
     from portal.encryption import sealed
-    from portal.encryption.keyring_access import keyring_for
+    from portal.encryption.opener import keyring_for
     from portal.migrate import upgrade
     from tests.test_migrations import _insert
 

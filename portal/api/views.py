@@ -38,7 +38,7 @@ from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
 from portal.dialogue import services as dialogue
 from portal.dialogue.models import EXTERNAL
-from portal.encryption.keyring_access import current_keyring
+from portal.encryption.opener import current_keyring
 from portal.informs import services as informs
 from portal.informs.models import Inform
 from portal.reports import content as C, services as reports, states as S

@@ -22,7 +22,7 @@ from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
-from portal.encryption.keyring_access import current_keyring
+from portal.encryption.opener import current_keyring
 from portal.observability import metrics
 from portal.reports.models import Report
 

@@ -30,7 +30,7 @@ from portal.backup import manifest as mf
 from portal.config import Settings
 from portal.db import Base
 from portal.encryption import blobcheck, registry, sealed
-from portal.encryption.keyring_access import keyring_for
+from portal.encryption.opener import keyring_for
 
 
 class RestoreError(Exception):

@@ -11,7 +11,7 @@ from portal.auth import principal
 from portal.access.policy import Action
 from portal.attachments import services as attachments
 from portal.attachments import web
-from portal.encryption.keyring_access import current_keyring
+from portal.encryption.opener import current_keyring
 from portal.core.guard import by_id, can, current_subject, failed, guarded
 from portal.core.service import Refused, ServiceError
 from portal.core.templating import jdate

@@ -15,7 +15,7 @@ from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, settings
-from portal.encryption.keyring_access import current_keyring
+from portal.encryption.opener import current_keyring
 from portal.informs import services
 from portal.informs.forms import AckForm, ConfirmForm, DecisionForm, InformForm, LicenceForm, RejectForm, RevokeForm
 from portal.informs.models import Inform

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from portal.config import Settings
 from portal.encryption import registry
-from portal.encryption.keyring_access import keyring_for
+from portal.encryption.opener import keyring_for
 from portal.attachments.models import Attachment
 from portal.review.models import JobRun
 

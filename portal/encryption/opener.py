@@ -1,4 +1,4 @@
-"""The keyring of key-encryption keys, one object per keyring file and process.
+"""Opens the keyring file of key-encryption keys: one keyring object per file and process.
 
 Unwrapped keys live only in memory; the keyring file stays outside the database. A
 ``FileKeyring`` re-reads its file whenever it changed on disk, so a rotation or retirement
