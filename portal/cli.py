@@ -845,15 +845,21 @@ def _keyring_if_present(settings: Settings):
 
 @db_group.command("recount")
 def db_recount() -> None:
-    """Rebuild the report tallies from the reports (after a bulk load with triggers disabled)."""
+    """Rebuild the report tallies from the reports, and the case workers' unread cases from the
+    messages and read marks (after a bulk load with triggers disabled, or one that went around
+    the services)."""
     from portal import db
+    from portal.dialogue import unread
     from portal.reports.tallies import rebuild
 
     with db.engine().begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("LOCK TABLE reports IN SHARE MODE")  # no writer while recounting
+            # No writer while recounting.
+            conn.exec_driver_sql("LOCK TABLE reports, messages, read_marks IN SHARE MODE")
         n = rebuild(conn)
+        rows = unread.rebuild_all(conn)
     click.echo(f"report tallies rebuilt: {n} reports")
+    click.echo(f"unread cases rebuilt: {rows} rows")
 
 
 @db_group.command("revision")

@@ -237,6 +237,10 @@ class Factory:
                 u.totp_enabled_at = utcnow()
             s.add(u)
             s.flush()
+            if is_gov:  # as the administrators' service does when it creates an account
+                from portal.dialogue import unread
+
+                unread.rebuild_user(s, u.id)
             if level is not None:
                 techs = list(s.execute(sa.select(Technology).where(Technology.code.in_(list(compartments)))).scalars())
                 s.add(Clearance(user_id=u.id, level=level, expires_on=expires_on or date.today() + timedelta(days=3650),

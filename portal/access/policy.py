@@ -131,6 +131,12 @@ SCAN_STATES = frozenset({"pending", "clean", "infected", "error"})
 FOUR_EYES_ACTIONS = frozenset({Action.INFORM_APPROVE})
 
 
+def roles_allowed(action: Action) -> frozenset[Role]:
+    """The roles that may ever take ``action`` (its object's labels decide the rest): for state
+    kept ahead of a decision, such as who a new message is unread for."""
+    return RULES[action][0]
+
+
 def compartment_set(text: str | None) -> frozenset[str]:
     """Compartments as stored on an object (space-separated technology codes)."""
     return frozenset((text or "").split())

@@ -15,6 +15,7 @@ from portal.auth.sessions import revoke_user
 from portal.config import Settings
 from portal.core.service import ServiceError
 from portal.core.text import control_problem
+from portal.dialogue import unread
 from portal.db import utcnow
 from portal.orgs.models import Organisation
 # The lists live with organisations, which the clearance console (portal.access) may import.
@@ -56,6 +57,8 @@ def create_user(session: Session, settings: Settings, *, email: str, name: str, 
                 password_changed_at=utcnow() if pw_hash else None)
     session.add(user)
     session.flush()
+    # A case worker starts with every message in the cases unread (they have no read mark).
+    unread.rebuild_user(session, user.id)
     record(session, "account.create", actor=actor, source_ip=ip, target_type="user", target_id=user.id,
            org_id=org.id, details={"role": r.value})
     return user
@@ -74,6 +77,8 @@ def change_role(session: Session, *, target: User, role: str, actor: User | None
         return
     old = target.role
     target.role = r.value
+    session.flush()
+    unread.rebuild_user(session, target.id)  # the rows follow the role (kept, other channels, none)
     revoke_user(session, target.id)
     record(session, "account.role.change", actor=actor, source_ip=ip, target_type="user", target_id=target.id,
            org_id=target.organisation_id, details={"from": old, "to": r.value})

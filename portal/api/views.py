@@ -466,7 +466,7 @@ def list_messages(obj):
     subject, today = current_subject(), today_jst()
     msgs = [m for m in dialogue.thread(s, report, EXTERNAL)
             if dialogue.decide(subject, Action.MESSAGE_READ, m, today=today).allowed]
-    dialogue.mark_read(s, current_user.id, report, EXTERNAL, msgs)
+    dialogue.mark_read(s, current_user.id, report, EXTERNAL, msgs, role=current_user.role)
     return _json(M.MessageList(items=[_message_body(m) for m in msgs]))
 
 

@@ -62,6 +62,31 @@ class ReadMark(Base):
     last_read_id: Mapped[int] = mapped_column(default=0)
 
 
+
+class UnreadCase(Base):
+    """A case in which a case worker has messages not yet read, kept as messages are written
+    and read (``portal.dialogue.unread``) so that the queue's "unread only" filter is an index
+    lookup instead of a pass over every message. ``lowest_rank``: the lowest classification
+    rank among those messages (the reader's clearance decides at query time whether any of
+    them counts); ``last_id``: the newest message folded in.
+
+    The case's own labels, its status and its submission time are copied in (and kept by a
+    trigger on ``reports``, migration 0018), so that the filter's total and its pages in the
+    queue's default order are read from this table's index alone."""
+
+    __tablename__ = "unread_cases"
+    __table_args__ = (Index("ix_unread_cases_user_submitted", "user_id", "submitted_at", "report_id", "lowest_rank",
+                            "status", "classification", "technology_id"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"), primary_key=True, index=True)
+    lowest_rank: Mapped[int]
+    last_id: Mapped[int]
+    status: Mapped[str] = mapped_column(String(24))
+    classification: Mapped[str] = mapped_column(String(16))
+    technology_id: Mapped[int | None]
+    submitted_at: Mapped[datetime | None]
+
 def _today():
     from portal.core.timeutil import today_jst
 

@@ -18,6 +18,7 @@ from portal.calendar import add_business_days, is_business_day, window
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.notifications import notify
+from portal.dialogue import unread
 from portal.dialogue.models import EXTERNAL, INTERNAL, Message, ReadMark
 from portal.reports import services as reports
 from portal.reports import states as S
@@ -165,6 +166,7 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
     msg.due_asked_for = asked_for  # not stored: the view tells the sender the due date moved
     session.add(msg)
     session.flush()
+    unread.message_written(session, msg)
     record(session, "message.post", actor=actor, source_ip=ip, target_type="message", target_id=msg.id,
            case_ref=report.reference, org_id=report.organisation_id,
            details={"channel": channel, "classification": lvl.value, "request": due is not None})
@@ -182,7 +184,7 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
         reports.transition(session, report, "answer", subject=subject, actor=actor, today=today, ip=ip,
                            base_url=base_url)
         moved = True
-    _mark(session, actor.id, report.id, channel, msg.id)
+    _mark(session, actor.id, report.id, channel, msg.id, role=actor.role)
     if moved:
         return msg
     # Tell the other side.
@@ -229,24 +231,32 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
         msgs = [m for m in thread(session, report, ch) if decide(subject, read_action(ch), m, today=today).allowed]
         for m in msgs:  # each file on its own labels too
             m.files = attachments.visible(m.files, subject=subject, today=today)
-        mark_read(session, user_id, report, ch, msgs)
+        mark_read(session, user_id, report, ch, msgs, role=subject.role)
         out.append((ch, msgs))
     return out
 
 
-def _mark(session: Session, user_id: int, report_id: int, channel: str, last_id: int) -> None:
+def _mark(session: Session, user_id: int, report_id: int, channel: str, last_id: int, *,
+          role: str | None = None) -> None:
+    """Move the person's read mark forward (never back); their unread case row follows it
+    (``unread.settle``), unless ``role`` says none is kept for them."""
     mark = session.execute(select(ReadMark).where(ReadMark.user_id == user_id, ReadMark.report_id == report_id,
                                                   ReadMark.channel == channel)).scalar_one_or_none()
     if mark is None:
         session.add(ReadMark(user_id=user_id, report_id=report_id, channel=channel, last_read_id=last_id))
     elif last_id > mark.last_read_id:
         mark.last_read_id = last_id
+    else:
+        return
     session.flush()
+    if role is None or role in unread.kept_for():
+        unread.settle(session, user_id, report_id)
 
 
-def mark_read(session: Session, user_id: int, report: Report, channel: str, messages: list[Message]) -> None:
+def mark_read(session: Session, user_id: int, report: Report, channel: str, messages: list[Message], *,
+              role: str | None = None) -> None:
     if messages:
-        _mark(session, user_id, report.id, channel, messages[-1].id)
+        _mark(session, user_id, report.id, channel, messages[-1].id, role=role)
 
 
 def unread_column(user_id, channels, report_id):

@@ -95,21 +95,36 @@ def company_channels() -> tuple[str, ...]:
     return _company_channels
 
 
+def _columns(unread: bool):
+    if not unread:
+        return COLUMNS
+    if _unread_column is None:
+        raise RuntimeError("no unread-message count: portal.dialogue.hooks.init_app has not run")
+    return COLUMNS + (_unread_column(bindparam("unread_user"), bindparam("unread_channels", expanding=True),
+                                     Report.id),)
+
+
+def _joined(select_):
+    return (select_.join(Organisation, Organisation.id == Report.organisation_id)
+            .outerjoin(Technology, Technology.id == Report.technology_id)
+            .outerjoin(_assignee, _assignee.c.id == Report.assignee_id))
+
+
 def statement(where, order, *, unread: bool = False):
     """A page of rows matching ``where``; the limit and offset are bound at execution
     (``limit``, ``offset``), and with ``unread`` each case's unread count for ``unread_user``
     in ``unread_channels``."""
-    columns = COLUMNS
-    if unread:
-        if _unread_column is None:
-            raise RuntimeError("no unread-message count: portal.dialogue.hooks.init_app has not run")
-        columns = COLUMNS + (_unread_column(bindparam("unread_user"), bindparam("unread_channels", expanding=True),
-                                            Report.id),)
-    return (select(*columns)
-            .join(Organisation, Organisation.id == Report.organisation_id)
-            .outerjoin(Technology, Technology.id == Report.technology_id)
-            .outerjoin(_assignee, _assignee.c.id == Report.assignee_id)
-            .where(where).order_by(*order).limit(bindparam("limit")).offset(bindparam("offset")))
+    return (_joined(select(*_columns(unread))).where(where).order_by(*order)
+            .limit(bindparam("limit")).offset(bindparam("offset")))
+
+
+def page_of(ids, order, *, unread: bool = False):
+    """The rows whose ids another statement chose (``ids``: a subquery with an ``id`` column,
+    already one page), in ``order``: the columns and their correlated counts are computed for
+    the page's rows only, however deep the page (PostgreSQL computes a select list for every
+    row an OFFSET skips)."""
+    return (_joined(select(*_columns(unread)).select_from(ids).join(Report, Report.id == ids.c.id))
+            .order_by(*order))
 
 
 def run(conn, stmt, params: dict) -> list[ListedReport]:
