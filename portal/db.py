@@ -137,6 +137,12 @@ def _ping_once_per_request(engine: Engine) -> None:
         token = request.environ.get(_PINGED_IN) if has_request_context() else None
         if token is not None and record.info.get("pinged_for") is token:
             return
+        if has_request_context() and request.environ.pop(_RETRIED_INSTEAD, False):
+            # The caller's statement is its own ping (``first_statement_retried``).
+            if token is None:
+                token = request.environ[_PINGED_IN] = object()
+            record.info["pinged_for"] = token
+            return
         try:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as e:
@@ -145,6 +151,21 @@ def _ping_once_per_request(engine: Engine) -> None:
         if token is None and has_request_context():
             token = request.environ[_PINGED_IN] = object()
         record.info["pinged_for"] = token
+
+
+_RETRIED_INSTEAD = "portal.db.retried_instead_of_pinged"
+
+
+def first_statement_retried() -> None:
+    """The next checkout in this request is not pinged: the caller runs one statement that
+    changes nothing and runs it again itself if the connection turns out broken (a database
+    restart), which saves the ping's round trip on every signed-in request (the session read,
+    portal.auth.sessions). The caller clears it with ``first_statement_done``."""
+    request.environ[_RETRIED_INSTEAD] = True
+
+
+def first_statement_done() -> None:
+    request.environ.pop(_RETRIED_INSTEAD, None)
 
 
 def init_app(app) -> None:

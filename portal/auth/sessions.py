@@ -14,6 +14,7 @@ from datetime import timedelta
 from flask import g
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import CallbackDict
 
 from portal import db
@@ -86,12 +87,19 @@ class DatabaseSessionInterface(SessionInterface):
 
     def _load(self, app, token: str) -> ServerSession:
         s = db.session()
-        autocommitted = _read_on_its_own(s)
-        loaded = principal.load(s, _digest(token))
-        if autocommitted:
-            # The connection goes back to the pool; what was read stays (expire_on_commit=False),
-            # and the view's work starts a transaction of its own.
-            s.commit()
+        db.first_statement_retried()
+        try:
+            loaded = _read_principal(s, token)
+        except DBAPIError as e:
+            if not e.connection_invalidated:
+                raise
+            # A pooled connection that a database restart broke (the pool now replaces every
+            # connection as old as it): the read changes nothing, so it runs once more, on a
+            # connection that is pinged as usual.
+            s.rollback()
+            loaded = _read_principal(s, token)
+        finally:
+            db.first_statement_done()
         if loaded is None:
             return ServerSession()
         row, who = loaded
@@ -153,7 +161,8 @@ class DatabaseSessionInterface(SessionInterface):
         if (not session.modified and session.token is not None and last_seen is not None
                 and now - last_seen < TOUCH_INTERVAL):
             # Nothing changed and the idle clock was reset less than a minute ago: no write.
-            s.commit()
+            if s.in_transaction():
+                s.commit()
             return
         user_id = session.get("_user_id")
         user_id = int(user_id) if user_id is not None and str(user_id).isdigit() else None
@@ -177,6 +186,16 @@ class DatabaseSessionInterface(SessionInterface):
         s.commit()
         response.set_cookie(COOKIE_NAME, session.token, httponly=True, secure=secure,
                             samesite="Lax", path=path, domain=domain)
+
+
+def _read_principal(s, token: str):
+    autocommitted = _read_on_its_own(s)
+    loaded = principal.load(s, _digest(token))
+    if autocommitted:
+        # The connection goes back to the pool; what was read stays (expire_on_commit=False),
+        # and the view's work starts a transaction of its own.
+        s.commit()
+    return loaded
 
 
 def _read_on_its_own(s) -> bool:
