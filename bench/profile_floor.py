@@ -8,6 +8,7 @@ werkzeug's test client: no socket, everything after it the same). Prints the top
 cumulative and by own time and appends them to bench/results/profile_floor.txt.
 
     .venv/bin/python bench/profile_floor.py [URL] [--requests 2000] [--paths /livez,/account] [--label TEXT]
+        [--dump PREFIX] [--trial]
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paths", default="anon:/livez,/livez,/account")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--label", default="")
+    ap.add_argument("--dump", help="also write each path's raw profile to DUMP-<n>.prof (for pstats' callers)")
+    ap.add_argument("--trial", action="store_true", help="print only: append nothing to bench/results")
     ap.add_argument("--wall", action="store_true",
                     help="profile wall-clock time (default: this process's CPU time, steadier on a shared machine)")
     args = ap.parse_args(argv)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.label} ({args.requests} requests each, signed in as the filer; "
                   f"{'wall-clock' if args.wall else 'CPU'} time)\n")
         anonymous = app.test_client()
-        for path in args.paths.split(","):
+        for n, path in enumerate(args.paths.split(",")):
             # "anon:/livez" is the same request without the session cookie.
             who, path = (anonymous, path[5:]) if path.startswith("anon:") else (client, path)
             for _ in range(50):  # warm: caches, prepared statements, templates
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.requests):
                 who.get(path)
             prof.disable()
+            if args.dump:
+                prof.dump_stats(f"{args.dump}-{n}.prof")
             ms = (time.perf_counter() - t0) * 1000 / args.requests
             cpu_ms = (time.process_time() - c0) * 1000 / args.requests
             if who.get(path).status_code != 200:
@@ -91,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 text = s.getvalue()
                 out.write(f"[by {key}]\n" + text[text.index("   ncalls"):] if "   ncalls" in text else text)
         print(out.getvalue())
+        if args.trial:
+            return 0
         RESULTS.mkdir(parents=True, exist_ok=True)
         with (RESULTS / "profile_floor.txt").open("a") as f:
             f.write(out.getvalue())

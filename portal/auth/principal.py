@@ -14,11 +14,12 @@ from typing import Any, Callable
 
 from flask import g
 from sqlalchemy import Integer, bindparam, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, joinedload
 
 from portal.access.models import Clearance
 from portal.access.subject import GRANT_COLUMNS, current_grant_id
 from portal.auth.models import User, UserSession
+from portal.orgs.models import Organisation
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,15 @@ def _statement():
     return (select(UserSession, User, *GRANT_COLUMNS, unread)
             .outerjoin(User, User.id == UserSession.user_id)
             .outerjoin(Clearance, Clearance.id == current_grant_id(User.id))
-            .where(UserSession.id == bindparam("session_id")))
+            .where(UserSession.id == bindparam("session_id"))
+            # Every column read costs on every request (bench/profile_floor.py: the result's
+            # set-up and rows grow with them); these are read by the few flows that need them
+            # (sign-in, password change, account administration), which load them then.
+            .options(defer(UserSession.source_ip), defer(User.password_hash), defer(User.password_changed_at),
+                     defer(User.disabled_at), defer(User.created_at), defer(User.totp_last_counter),
+                     joinedload(User.organisation).load_only(
+                         Organisation.name, Organisation.is_government, Organisation.facility_clearance_from,
+                         Organisation.facility_clearance_until)))
 
 
 def load(session: Session, session_id: str) -> tuple[UserSession, Principal] | None:

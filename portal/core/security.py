@@ -39,22 +39,31 @@ def init_app(app) -> None:
         if any("\x00" in v for v in request.args.values()):
             abort(400)
 
+    # The same on every response of this app: built once (werkzeug's Headers.set scans the
+    # list for each name, which made these lines a tenth of a signed-in request's floor).
+    fixed = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+             ("Referrer-Policy", "same-origin"), ("Cross-Origin-Opener-Policy", "same-origin"),
+             ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+    fixed_names = frozenset(name.lower() for name, _ in fixed)
+    hsts = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+
     @app.after_request
     def _headers(response):
         h = response.headers
-        if "Content-Security-Policy" not in h:  # a view's own (stricter) policy stays
-            h["Content-Security-Policy"] = csp_for(app.config["SETTINGS"])
-        h["X-Content-Type-Options"] = "nosniff"
-        h["X-Frame-Options"] = "DENY"
-        h["Referrer-Policy"] = "same-origin"
-        h["Cross-Origin-Opener-Policy"] = "same-origin"
-        h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        present = {name.lower() for name in h.keys()}  # noqa: SIM118 - Headers iterates (name, value) pairs
+        if "content-security-policy" not in present:  # a view's own (stricter) policy stays
+            h.add("Content-Security-Policy", csp_for(app.config["SETTINGS"]))
+        if present.isdisjoint(fixed_names):
+            h.extend(fixed)
+        else:  # a view set one of them: ours replaces it
+            for name, value in fixed:
+                h[name] = value
         if request.is_secure or app.config["SETTINGS"].https:
-            h["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+            h[hsts[0]] = hsts[1]
         signed_in = current_user.is_authenticated if current_user else False
         if signed_in or request.endpoint not in {"static"}:
             # Nothing a signed-in person sees may be kept by a browser or proxy.
-            if signed_in or "Cache-Control" not in h:
+            if signed_in or "cache-control" not in present:
                 h["Cache-Control"] = "no-store"
                 h["Pragma"] = "no-cache"
         return response
