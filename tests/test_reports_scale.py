@@ -47,7 +47,7 @@ def _bulk_reports(app, org_id: int, user_id: int, n: int, start: int, status="su
         s.commit()
 
 
-@pytest.mark.parametrize("role", ["filer", "reviewer"])
+@pytest.mark.parametrize("role", ["filer", "reviewer", "reviewer_unread"])
 def test_list_page_queries_do_not_grow_with_the_number_of_reports(app, factory, role):
     org = factory.org(facility=True)
     filer = factory.user("filer", org=org)
@@ -55,7 +55,8 @@ def test_list_page_queries_do_not_grow_with_the_number_of_reports(app, factory, 
     client = app.test_client()
     sign_in(client, user)
     engine = app.extensions["db_engine"]
-    path = "/reports?page=1" if role == "filer" else "/review/queue?page=1"
+    path = {"filer": "/reports?page=1", "reviewer": "/review/queue?page=1",
+            "reviewer_unread": "/review/queue?unread=1&page=1"}[role]
     # Warm the process's caches (a clearance grant's compartments) before counting.
     assert client.get(path).status_code == 200
     counts = []
