@@ -236,17 +236,20 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
     if kind is Kind.SELF:
         return ALLOW
 
+    # An object's labels are read once per decision: a message's or a file's are built from
+    # its case each time they are asked for, and a case page decides every message and file.
+    obj_labels = _labels_of(obj)
     # Another organisation's object is concealed from company users before anything else,
     # so that a role or clearance denial cannot reveal that it exists.
-    obj_org = _org_of(obj)
+    obj_org = _org_of(obj, obj_labels)
     if role in COMPANY_ROLES and obj_org is not None and obj_org != subject.org_id:
         return _deny("other_organisation", conceal=True)
 
     # A company's draft is concealed from everyone outside the company, before any other rule.
-    if role not in COMPANY_ROLES and getattr(_labels_of(obj), "draft", False):
+    if role not in COMPANY_ROLES and getattr(obj_labels, "draft", False):
         return _deny("draft", conceal=True)
     # METI-only content is concealed from companies the same way.
-    if role in COMPANY_ROLES and getattr(_labels_of(obj), "internal", False):
+    if role in COMPANY_ROLES and getattr(obj_labels, "internal", False):
         return _deny("internal", conceal=True)
 
     # Rule 1: role.
@@ -280,7 +283,7 @@ def decide(subject: Subject | None, action: object, obj: object = None, *, today
         return ALLOW
 
     # Case content: rules 2, 4, 5, 6.
-    labels = obj.access_labels() if hasattr(obj, "access_labels") else obj
+    labels = obj_labels
     if not isinstance(labels, Labels):
         return _deny("unknown_object")
     classification = Level.parse(labels.classification)
@@ -339,13 +342,11 @@ def _labels_of(obj: object) -> "Labels | None":
     return None
 
 
-def _org_of(obj: object) -> int | None:
+def _org_of(obj: object, labels: "Labels | None") -> int | None:
     if isinstance(obj, (OrgTarget, UserTarget)):
         return obj.org_id
-    if isinstance(obj, Labels):
-        return obj.org_id
-    if hasattr(obj, "access_labels"):
-        return obj.access_labels().org_id
+    if labels is not None:
+        return labels.org_id
     return None
 
 

@@ -72,10 +72,11 @@ def for_case(report: Report, channels, *, subject: Subject, today: date, is_work
             continue
         form = pending if pending is not None and pending.channel == channel else \
             MessageForm(formdata=None).for_channel(channel)
-        form.classification.choices = [(v, LEVEL_LABELS[Level(v)]) for v in levels]
+        # Labels as text, translated once: a select asks a lazy label for its text twice per option.
+        form.classification.choices = [(v, str(LEVEL_LABELS[Level(v)])) for v in levels]
         if form.classification.data not in levels:
             form.classification.data = _default_level(report.classification, levels)
-        form.reply_to.choices = [("", _l("Not a reply"))] + [
+        form.reply_to.choices = [("", str(_l("Not a reply")))] + [
             (str(m.id), f"#{m.id} {m.author.name} {jdate(m.created_at)}") for m in messages]
         form.withheld = withheld
         form.may_request = is_worker and channel == EXTERNAL

@@ -3,6 +3,7 @@ only); append-only messages, classification per message, replies that quote, req
 information with a due date, read state per person."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -201,11 +202,20 @@ def post(session: Session, report: Report, *, channel: str, body: str, classific
 
 
 def thread(session: Session, report: Report, channel: str) -> list[Message]:
+    return threads(session, report, (channel,)).get(channel, [])
+
+
+def threads(session: Session, report: Report, channels: Sequence[str]) -> dict[str, list[Message]]:
+    """The messages of the case's ``channels`` by channel, each with its files: one statement
+    for the messages of all of them, one for the files."""
     from portal.attachments.models import Attachment
 
+    if not channels:
+        return {}
     # The case is already loaded: no join to it (with its sealed working copy) per message row.
-    msgs = list(session.execute(select(Message).where(Message.report_id == report.id, Message.channel == channel)
+    msgs = list(session.execute(select(Message).where(Message.report_id == report.id, Message.channel.in_(channels))
                                 .options(lazyload(Message.report)).order_by(Message.id)).scalars())
+    by_channel: dict[str, list[Message]] = {}
     if msgs:
         atts = session.execute(select(Attachment).where(Attachment.message_id.in_([m.id for m in msgs]))
                                .options(lazyload(Attachment.report), lazyload(Attachment.message))
@@ -215,7 +225,8 @@ def thread(session: Session, report: Report, channel: str) -> list[Message]:
             by_msg.setdefault(a.message_id, []).append(a)
         for m in msgs:
             m.files = by_msg.get(m.id, [])
-    return msgs
+            by_channel.setdefault(m.channel, []).append(m)
+    return by_channel
 
 
 def readable_threads(session: Session, report: Report, *, subject: Subject, user_id: int,
@@ -224,11 +235,12 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
     they may read; reading marks them read."""
     if report.status == S.DRAFT:
         return []
+    readable = [ch for ch in CHANNELS
+                if decide(subject, read_action(ch), channel_labels(report, ch, "public", today), today=today).allowed]
+    loaded = threads(session, report, readable)
     out = []
-    for ch in CHANNELS:
-        if not decide(subject, read_action(ch), channel_labels(report, ch, "public", today), today=today).allowed:
-            continue
-        msgs = [m for m in thread(session, report, ch) if decide(subject, read_action(ch), m, today=today).allowed]
+    for ch in readable:
+        msgs = [m for m in loaded.get(ch, []) if decide(subject, read_action(ch), m, today=today).allowed]
         for m in msgs:  # each file on its own labels too
             m.files = attachments.visible(m.files, subject=subject, today=today)
         mark_read(session, user_id, report, ch, msgs, role=subject.role)

@@ -6,6 +6,7 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
 from portal import db
 from portal.catalogue import services as catalogue
@@ -16,7 +17,7 @@ from portal.access.policy import OrgTarget
 from portal.core.guard import after_this_request_commits, audit, by_id, can, current_subject, discard, failed, guarded
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
-from portal.core.templating import jdate
+from portal.core.templating import jdate, paren
 from portal.core.web import client_ip, page_arg, settings, url_template
 from portal.reports import case_forms, content as C, drafts, flow
 from portal.reports import deadlines, services, states as S
@@ -269,19 +270,28 @@ def show(obj: Report):
     from portal.review.forms import AssignForm, CloseForm, ReturnForm
 
     kept = case_forms.kept_forms()  # a form refused for what it holds, shown again with its errors
+    # Only the forms the page shows are built (under the template's own conditions), and any
+    # refused one: the error summary at the top links to its fields.
+    workers = review.case_workers(s, obj, today) if is_worker and services.decide(
+        subject, Action.REPORT_ASSIGN, obj, today=today).allowed else []
+    reviewing = is_worker and obj.status == S.UNDER_REVIEW
+    can_withdraw = obj.status in S.OPEN_STATUSES and can(Action.REPORT_WITHDRAW, obj)
 
     return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest),
-                           channels=channels, is_worker=is_worker, informs=informs, inform_forms=_inform_forms(obj, informs, kept),
+                           channels=_message_rows(channels), is_worker=is_worker, informs=informs, inform_forms=_inform_forms(obj, informs, kept),
                            can_draft_inform=services.decide(subject, Action.INFORM_DRAFT, obj, today=today).allowed,
                            clocks=clocks(obj, today, settings().review_target_days),
                            review_target_days=settings().review_target_days,
-                           workers=review.case_workers(s, obj, today) if is_worker and services.decide(
-                               subject, Action.REPORT_ASSIGN, obj, today=today).allowed else [],
-                           assign_form=_unique_ids(kept.get("assign_form") or AssignForm(formdata=None), "assign"),
-                           return_form=_unique_ids(kept.get("return_form") or ReturnForm(formdata=None), "return"),
-                           close_form=_unique_ids(kept.get("close_form") or CloseForm(formdata=None), "close"),
+                           workers=workers,
+                           assign_form=_unique_ids(kept.get("assign_form") or AssignForm(formdata=None), "assign")
+                           if workers or "assign_form" in kept else None,
+                           return_form=_unique_ids(kept.get("return_form") or ReturnForm(formdata=None), "return")
+                           if reviewing or "return_form" in kept else None,
+                           close_form=_unique_ids(kept.get("close_form") or CloseForm(formdata=None), "close")
+                           if reviewing or "close_form" in kept else None,
                            case_error_forms=list(kept.values()),
-                           empty=EmptyForm(), levels=[(l.value, LEVEL_LABELS[l]) for l in Level],
+                           empty=EmptyForm() if is_worker and obj.status == S.SUBMITTED else None,
+                           levels=[(l.value, LEVEL_LABELS[l]) for l in Level],
                            message_forms=dialogue_forms.for_case(obj, channels, subject=subject, today=today,
                                                                  is_worker=is_worker,
                                                                  rfi_days=settings().rfi_default_days),
@@ -290,12 +300,42 @@ def show(obj: Report):
                            history=services.history(s, obj), fields=C.STEP_FIELDS, titles=C.STEP_TITLES,
                            steps=C.STEPS, deadline=deadlines.shown(deadlines.next_deadline(
                                obj, today, officer=is_worker, target_days=settings().review_target_days), _locale()),
-                           withdraw_form=_unique_ids(kept.get("withdraw_form") or WithdrawForm(formdata=None), "withdraw"),
+                           withdraw_form=_unique_ids(kept.get("withdraw_form") or WithdrawForm(formdata=None), "withdraw")
+                           if can_withdraw or "withdraw_form" in kept else None,
                            statuses=S.STATUS_LABELS,
                            can_edit=obj.status in (S.DRAFT, S.RETURNED) and can(Action.REPORT_EDIT, obj),
                            resume_url=flow.resume_url(obj.id, obj.draft_data),
-                           can_withdraw=obj.status in S.OPEN_STATUSES and can(Action.REPORT_WITHDRAW, obj),
+                           can_withdraw=can_withdraw,
                            can_delete=drafts.deletable(obj) and can(Action.REPORT_DELETE, obj))
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """A message as the thread shows it, its metadata put into words once in Python: the
+    template would otherwise follow four objects and call three filters for each message."""
+
+    id: int
+    company: bool
+    author: str
+    organisation: Markup
+    created: str
+    level: str
+    is_request: bool
+    due: str
+    reply_to_id: int | None
+    body: str
+    files: list
+
+
+def _message_rows(channels) -> list[tuple[str, list[MessageRow]]]:
+    loc = _locale()
+    levels = {lv.value: lv.label for lv in Level}
+    return [(channel, [MessageRow(
+        id=m.id, company=m.author.role_enum.is_company, author=m.author.name,
+        organisation=paren(m.author.organisation.name), created=jdate(m.created_at, loc),
+        level=levels.get(m.classification, m.classification), is_request=m.is_request,
+        due=jdate(m.due_date, loc), reply_to_id=m.reply_to_id, body=m.body, files=m.files) for m in messages])
+        for channel, messages in channels]
 
 
 def _inform_forms(report: Report, informs, kept: dict) -> dict:
@@ -320,20 +360,42 @@ def _inform_forms(report: Report, informs, kept: dict) -> dict:
             form.rationale_classification.data = (below or values)[-1]
         return form
 
-    draft = offered(kept.get("inform_draft") or InformForm(formdata=None, data={
-        "rationale_classification": report.classification}))
     edit = {}
     for v in informs:
         if v.inform.status in ("draft", "rejected") and v.rationale is not None \
                 and v.inform.drafted_by_id == current_user.id:
             form = kept.get(f"inform_edit_{v.inform.id}") or InformForm(obj=v.inform, formdata=None)
             edit[v.inform.id] = _unique_ids(offered(form, v.inform), f"inform-{v.inform.id}-edit")
-    return {"draft": _unique_ids(draft, "new-inform"), "decision": DecisionForm(),
-            "reject": _unique_ids(kept.get("inform_reject") or RejectForm(formdata=None), "reject"),
-            "ack": _unique_ids(kept.get("inform_ack") or AckForm(formdata=None), "ack"),
-            "licence": _unique_ids(kept.get("inform_licence") or LicenceForm(formdata=None), "licence"),
-            "revoke": _unique_ids(kept.get("inform_revoke") or RevokeForm(formdata=None), "revoke"),
-            "edit": edit}
+    forms = _FormsOnDemand({
+        "draft": lambda: _unique_ids(offered(kept.get("inform_draft") or InformForm(formdata=None, data={
+            "rationale_classification": report.classification})), "new-inform"),
+        "decision": DecisionForm,
+        "reject": lambda: _unique_ids(kept.get("inform_reject") or RejectForm(formdata=None), "reject"),
+        "ack": lambda: _unique_ids(kept.get("inform_ack") or AckForm(formdata=None), "ack"),
+        "licence": lambda: _unique_ids(kept.get("inform_licence") or LicenceForm(formdata=None), "licence"),
+        "revoke": lambda: _unique_ids(kept.get("inform_revoke") or RevokeForm(formdata=None), "revoke"),
+    }, edit=edit)
+    for name in ("draft", "reject", "ack", "licence", "revoke"):
+        if f"inform_{name}" in kept:
+            # Now: the error summary at the top of the page links to its fields' ids.
+            forms[name]
+    return forms
+
+
+class _FormsOnDemand(dict):
+    """Forms built the first time the template asks for one: the inform section shows only
+    the forms its informs' states call for, and building a form costs about as much as
+    drawing it."""
+
+    def __init__(self, builders: dict, **built) -> None:
+        super().__init__(**built)
+        self._builders = builders
+
+    def __missing__(self, name: str):
+        if name not in self._builders:
+            raise KeyError(name)
+        form = self[name] = self._builders[name]()
+        return form
 
 
 def _unique_ids(form, prefix: str):
