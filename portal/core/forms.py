@@ -8,10 +8,8 @@ from typing import ClassVar
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
-from markupsafe import Markup, escape
-from wtforms import DecimalField, IntegerField, widgets as wtforms_widgets
+from wtforms import DecimalField, IntegerField
 from wtforms.validators import StopValidation, ValidationError
-from wtforms.widgets import core as wtforms_widgets_core
 
 _HYPHENS = re.compile("[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d\ufe63\u2043]")
 
@@ -61,37 +59,6 @@ class Required:
         if field.data is None or field.data is False or (isinstance(field.data, str) and not field.data.strip()) or field.data == []:
             field.errors[:] = []
             raise StopValidation(self.message)
-
-
-# WTForms' own, kept to check that ``html_params`` writes exactly what it writes.
-wtforms_html_params = wtforms_widgets_core.html_params
-_QUOTE = '"'  # escape() leaves one in a value that is already Markup
-
-
-def html_params(**kwargs) -> Markup:
-    """The attributes of a field's element, character for character what WTForms writes
-    (sorted names, ``True`` bare, ``False`` left out, values escaped), without building each
-    through ``Markup.format``: WTForms calls this for every field, label and option, and a
-    case page has dozens of them (the reply select lists every message)."""
-    params = []
-    for k, v in sorted(kwargs.items()):
-        if v is False:
-            continue
-        k = wtforms_widgets_core.clean_key(k)
-        params.append(str(escape(k)) if v is True else f'{escape(k)}="{str(escape(v)).replace(_QUOTE, "&quot;")}"')
-    return Markup(" ".join(params))
-
-
-def _use_fast_html_params() -> None:
-    # Every place WTForms looks the function up: the widgets' module, the package the
-    # labels read it from, and the two widget classes that hold it as a static method.
-    wtforms_widgets_core.html_params = html_params
-    wtforms_widgets.html_params = html_params
-    wtforms_widgets_core.Input.html_params = staticmethod(html_params)
-    wtforms_widgets_core.Button.html_params = staticmethod(html_params)
-
-
-_use_fast_html_params()
 
 
 class BaseForm(FlaskForm):

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from babel.numbers import format_decimal
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -10,7 +11,6 @@ from portal.access.levels import Level, Role
 from portal.access.policy import Action
 from portal.core import labels
 from portal.core.guard import can
-from portal.core.i18n import request_locale
 from portal.core.timeutil import JST
 
 
@@ -21,7 +21,7 @@ _ERAS = ((date(2019, 5, 1), "令和"), (date(1989, 1, 8), "平成"))
 
 
 def _locale(locale: str | None) -> str:
-    return locale or str(request_locale())
+    return locale or str(get_locale())
 
 
 def _day(d: date, locale: str) -> str:
@@ -75,13 +75,13 @@ def paren(value) -> Markup:
     """A parenthetical after a name: full-width brackets in Japanese, "name (x)" in English."""
     if value is None or value == "":
         return Markup("")
-    if str(request_locale()) == "ja":
+    if str(get_locale()) == "ja":
         return Markup("（%s）") % value
     return Markup(" (%s)") % value
 
 
 def yen(amount) -> str:
-    return f"{int(amount):,}円" if str(request_locale()) == "ja" else f"¥{int(amount):,}"
+    return f"{int(amount):,}円" if str(get_locale()) == "ja" else f"¥{int(amount):,}"
 
 
 def filesize(n: int | None, locale: str | None = None) -> str:
@@ -89,7 +89,7 @@ def filesize(n: int | None, locale: str | None = None) -> str:
     stated); bytes only below 1 KB."""
     if n is None:
         return ""
-    locale = locale or str(request_locale())
+    locale = locale or str(get_locale())
     n = int(n)
     if n < 1024:
         return f"{format_decimal(n, locale=locale)} B"
@@ -118,13 +118,13 @@ def _inform_status_label(status: str) -> str:
 
 def sep() -> Markup:
     """The separator between items of a line of metadata: 「・」 in Japanese, a middle dot in English."""
-    return Markup(" ・ ") if str(request_locale()) == "ja" else Markup(" · ")
+    return Markup(" ・ ") if str(get_locale()) == "ja" else Markup(" · ")
 
 
 def error_mark() -> Markup:
     """What goes before an error message under a field: ＊ on Japanese pages (DADS), a
     visually hidden "Error:" on English ones (GOV.UK), so a screen reader says it is an error."""
-    if str(request_locale()) == "ja":
+    if str(get_locale()) == "ja":
         return Markup("＊")
     return Markup('<span class="visually-hidden">%s </span>') % _("Error:")
 
@@ -164,4 +164,4 @@ def init_app(app) -> None:
     @app.context_processor
     def _globals():
         return {"can": can, "inform_status_label": _inform_status_label, "Action": Action,
-                "settings": app.config["SETTINGS"], "current_locale": str(request_locale()), "sep": sep()}
+                "settings": app.config["SETTINGS"], "current_locale": str(get_locale()), "sep": sep()}

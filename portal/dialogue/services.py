@@ -239,19 +239,24 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
                 if decide(subject, read_action(ch), channel_labels(report, ch, "public", today), today=today).allowed]
     loaded = threads(session, report, readable)
     out = []
+    moved = False
     for ch in readable:
         msgs = [m for m in loaded.get(ch, []) if decide(subject, read_action(ch), m, today=today).allowed]
         for m in msgs:  # each file on its own labels too
             m.files = attachments.visible(m.files, subject=subject, today=today)
-        mark_read(session, user_id, report, ch, msgs, role=subject.role)
+        if msgs:
+            moved = _mark(session, user_id, report.id, ch, msgs[-1].id, role=subject.role, settle=False) or moved
         out.append((ch, msgs))
+    if moved and subject.role in unread.kept_for():
+        unread.settle(session, user_id, report.id)  # once for both channels
     return out
 
 
 def _mark(session: Session, user_id: int, report_id: int, channel: str, last_id: int, *,
-          role: str | None = None) -> None:
+          role: str | None = None, settle: bool = True) -> bool:
     """Move the person's read mark forward (never back); their unread case row follows it
-    (``unread.settle``), unless ``role`` says none is kept for them."""
+    (``unread.settle``; the caller does it when ``settle`` is false), unless ``role`` says none
+    is kept for them. Returns whether the mark moved."""
     mark = session.execute(select(ReadMark).where(ReadMark.user_id == user_id, ReadMark.report_id == report_id,
                                                   ReadMark.channel == channel)).scalar_one_or_none()
     if mark is None:
@@ -259,10 +264,11 @@ def _mark(session: Session, user_id: int, report_id: int, channel: str, last_id:
     elif last_id > mark.last_read_id:
         mark.last_read_id = last_id
     else:
-        return
+        return False
     session.flush()
-    if role is None or role in unread.kept_for():
+    if settle and (role is None or role in unread.kept_for()):
         unread.settle(session, user_id, report_id)
+    return True
 
 
 def mark_read(session: Session, user_id: int, report: Report, channel: str, messages: list[Message], *,
