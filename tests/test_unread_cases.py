@@ -118,6 +118,12 @@ class Walk:
 
     def check(self, step: str) -> None:
         with self.engine.connect() as conn:
+            tallies = {tuple(r[:5]): r[5] for r in conn.execute(sa.text(
+                "SELECT user_id, status, classification, technology_id, lowest_rank, n FROM unread_tallies")) if r[5]}
+            counted = {tuple(r[:5]): r[5] for r in conn.execute(sa.text(
+                "SELECT user_id, status, classification, COALESCE(technology_id, 0), lowest_rank, count(*) "
+                "FROM unread_cases GROUP BY user_id, status, classification, COALESCE(technology_id, 0), lowest_rank"))}
+            assert tallies == counted, f"after {step}: tallies {tallies}, rows {counted}"
             copied = conn.execute(sa.text(
                 "SELECT u.status, u.classification, u.technology_id, u.submitted_at, r.status, r.classification, "
                 "r.technology_id, r.submitted_at FROM unread_cases u JOIN reports r ON r.id = u.report_id")).all()

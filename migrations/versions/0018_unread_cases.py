@@ -11,7 +11,9 @@ services keep it as messages are written and read (``portal.dialogue.unread``); 
 migration builds it from the messages and read marks already there, for the roles that work
 the queue then (reviewer, approver; both read both channels).
 
-The case's status, labels and submission time are copied into each row, so that the filter's
+``unread_tallies`` counts those rows per user, status, labels and rank (kept by triggers on
+``unread_cases``), so the filter's total is a sum over a few rows. The case's status, labels
+and submission time are copied into each row, so that the filter's
 total and its pages in the queue's default order read one index. Triggers on ``reports`` keep
 the copies whatever writes a report (as the tallies' triggers of 0008 do); a later migration
 that rebuilds ``reports`` in batch mode on SQLite drops them and must create them again.
@@ -30,6 +32,20 @@ COPIED = ("status", "classification", "technology_id", "submitted_at")
 CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in COPIED)
 COPY = ("UPDATE unread_cases SET " + ", ".join(f"{c} = NEW.{c}" for c in COPIED) +
         " WHERE report_id = NEW.id;")
+
+TALLY_KEY = "user_id, status, classification, technology_id, lowest_rank"
+TALLY_CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in TALLY_KEY.split(", "))
+
+
+def _tally_minus(row: str) -> str:
+    return (f"UPDATE unread_tallies SET n = n - 1 WHERE user_id = {row}.user_id AND status = {row}.status"
+            f" AND classification = {row}.classification AND technology_id = COALESCE({row}.technology_id, 0)"
+            f" AND lowest_rank = {row}.lowest_rank;")
+
+
+TALLY_PLUS = (f"INSERT INTO unread_tallies ({TALLY_KEY}, n) VALUES (NEW.user_id, NEW.status, NEW.classification,"
+              f" COALESCE(NEW.technology_id, 0), NEW.lowest_rank, 1)"
+              f" ON CONFLICT ({TALLY_KEY}) DO UPDATE SET n = unread_tallies.n + 1;")
 
 BACKFILL = """
 INSERT INTO unread_cases (user_id, report_id, lowest_rank, last_id, status, classification, technology_id,
@@ -64,6 +80,16 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('user_id', 'report_id', name=op.f('pk_unread_cases'))
     )
     op.create_index(op.f('ix_unread_cases_report_id'), 'unread_cases', ['report_id'], unique=False)
+    op.create_table('unread_tallies',
+    sa.Column('user_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('status', sa.String(length=24), nullable=False),
+    sa.Column('classification', sa.String(length=16), nullable=False),
+    sa.Column('technology_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('lowest_rank', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('user_id', 'status', 'classification', 'technology_id', 'lowest_rank',
+                            name=op.f('pk_unread_tallies'))
+    )
     op.create_index('ix_unread_cases_user_submitted', 'unread_cases',
                     ['user_id', 'submitted_at', 'report_id', 'lowest_rank', 'status', 'classification',
                      'technology_id'], unique=False)
@@ -78,19 +104,52 @@ BEGIN
 END $$""")
         op.execute(f"CREATE TRIGGER reports_unread_case_labels AFTER UPDATE OF {', '.join(COPIED)} ON reports"
                    f" FOR EACH ROW WHEN ({CHANGED}) EXECUTE FUNCTION unread_case_labels()")
+        # As report_tally (0008): a move is one upsert with the rows in key order, so two
+        # transactions moving rows in opposite directions lock the same row first.
+        op.execute(f"""
+CREATE FUNCTION unread_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN {TALLY_PLUS}
+  ELSIF TG_OP = 'DELETE' THEN {_tally_minus('OLD')}
+  ELSE
+    INSERT INTO unread_tallies AS t ({TALLY_KEY}, n)
+    SELECT u, s, c, tech, r, sum(d) FROM (VALUES
+        (OLD.user_id, OLD.status, OLD.classification, COALESCE(OLD.technology_id, 0), OLD.lowest_rank, -1),
+        (NEW.user_id, NEW.status, NEW.classification, COALESCE(NEW.technology_id, 0), NEW.lowest_rank, 1)
+      ) AS v (u, s, c, tech, r, d)
+    GROUP BY u, s, c, tech, r ORDER BY u, s, c, tech, r
+    ON CONFLICT ({TALLY_KEY}) DO UPDATE SET n = t.n + EXCLUDED.n;
+  END IF;
+  RETURN NULL;
+END $$""")
+        op.execute("CREATE TRIGGER unread_cases_tally_insert AFTER INSERT ON unread_cases"
+                   " FOR EACH ROW EXECUTE FUNCTION unread_tally()")
+        op.execute("CREATE TRIGGER unread_cases_tally_delete AFTER DELETE ON unread_cases"
+                   " FOR EACH ROW EXECUTE FUNCTION unread_tally()")
+        op.execute(f"CREATE TRIGGER unread_cases_tally_update AFTER UPDATE OF {TALLY_KEY} ON unread_cases"
+                   f" FOR EACH ROW WHEN ({TALLY_CHANGED}) EXECUTE FUNCTION unread_tally()")
     else:
         changed = CHANGED.replace("IS DISTINCT FROM", "IS NOT")
         op.execute(f"CREATE TRIGGER reports_unread_case_labels AFTER UPDATE OF {', '.join(COPIED)} ON reports"
                    f" WHEN {changed} BEGIN {COPY} END")
-    op.execute(BACKFILL)
+        op.execute(f"CREATE TRIGGER unread_cases_tally_insert AFTER INSERT ON unread_cases BEGIN {TALLY_PLUS} END")
+        op.execute(f"CREATE TRIGGER unread_cases_tally_delete AFTER DELETE ON unread_cases"
+                   f" BEGIN {_tally_minus('OLD')} END")
+        op.execute(f"CREATE TRIGGER unread_cases_tally_update AFTER UPDATE OF {TALLY_KEY} ON unread_cases"
+                   f" WHEN {TALLY_CHANGED.replace('IS DISTINCT FROM', 'IS NOT')}"
+                   f" BEGIN {_tally_minus('OLD')} {TALLY_PLUS} END")
+    op.execute(BACKFILL)  # through the tally triggers: the tallies are built with the rows
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS reports_unread_case_labels ON reports")
+    pg = op.get_bind().dialect.name == "postgresql"
+    for trigger, table in (("reports_unread_case_labels", "reports"), ("unread_cases_tally_insert", "unread_cases"),
+                           ("unread_cases_tally_delete", "unread_cases"), ("unread_cases_tally_update", "unread_cases")):
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger}" + (f" ON {table}" if pg else ""))
+    if pg:
         op.execute("DROP FUNCTION IF EXISTS unread_case_labels()")
-    else:
-        op.execute("DROP TRIGGER IF EXISTS reports_unread_case_labels")
+        op.execute("DROP FUNCTION IF EXISTS unread_tally()")
+    op.drop_table('unread_tallies')
     op.drop_index('ix_unread_cases_user_submitted', table_name='unread_cases')
     op.drop_index(op.f('ix_unread_cases_report_id'), table_name='unread_cases')
     op.drop_table('unread_cases')

@@ -56,8 +56,9 @@ def _statement():
             .where(UserSession.id == bindparam("session_id"))
             # Every column read costs on every request (bench/profile_floor.py: the result's
             # set-up and rows grow with them); these are read by the few flows that need them
-            # (sign-in, password change, account administration), which load them then.
-            .options(defer(UserSession.source_ip), defer(User.password_hash), defer(User.password_changed_at),
+            # (sign-in, account administration), which load them then. The password hash stays:
+            # the account page says whether one is set.
+            .options(defer(UserSession.source_ip), defer(User.password_changed_at),
                      defer(User.disabled_at), defer(User.created_at), defer(User.totp_last_counter),
                      joinedload(User.organisation).load_only(
                          Organisation.name, Organisation.is_government, Organisation.facility_clearance_from,

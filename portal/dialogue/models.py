@@ -87,6 +87,22 @@ class UnreadCase(Base):
     technology_id: Mapped[int | None]
     submitted_at: Mapped[datetime | None]
 
+
+class UnreadTally(Base):
+    """How many of a case worker's unread cases carry each status, labels and lowest rank: the
+    "unread only" filter's total read from a few rows instead of counted over tens of thousands
+    (as ``ReportTally`` does for the queue). Kept by triggers on ``unread_cases`` (migration
+    0018), whatever writes it; ``technology_id`` 0 stands for none."""
+
+    __tablename__ = "unread_tallies"
+
+    user_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(24), primary_key=True)
+    classification: Mapped[str] = mapped_column(String(16), primary_key=True)
+    technology_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    lowest_rank: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int]
+
 def _today():
     from portal.core.timeutil import today_jst
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from portal.access.levels import Level
 from portal.access.policy import Action, roles_allowed
 from portal.auth.models import User
-from portal.dialogue.models import EXTERNAL, INTERNAL, Message, ReadMark, UnreadCase
+from portal.dialogue.models import EXTERNAL, INTERNAL, Message, ReadMark, UnreadCase, UnreadTally
 from portal.orgs.models import Organisation
 from portal.reports import states as S
 from portal.reports.models import Report
@@ -79,6 +79,21 @@ def visible_rows():
                 UnreadCase.report_id.not_in(bindparam("vis_hidden", expanding=True)))
 
 
+def total(*, by_status: bool):
+    """The number of rows ``visible_rows`` (and ``f_status`` with ``by_status``) selects, from
+    the tallies: a sum over a few rows, less the reader's rows among the multi-compartment
+    cases they may not see (``vis_hidden``, few), which the tallies count with the rest."""
+    tally = [UnreadTally.user_id == bindparam("unread_user"), UnreadTally.lowest_rank <= bindparam("unread_rank"),
+             UnreadTally.status != S.DRAFT, UnreadTally.classification.in_(bindparam("vis_levels", expanding=True)),
+             UnreadTally.technology_id.in_(bindparam("vis_techs", expanding=True))]
+    hidden = [_mine(), UnreadCase.report_id.in_(bindparam("vis_hidden", expanding=True))]
+    if by_status:
+        tally.append(UnreadTally.status == bindparam("f_status"))
+        hidden.append(UnreadCase.status == bindparam("f_status"))
+    not_seen = select(func.count()).select_from(UnreadCase).where(*hidden).scalar_subquery()
+    return select(func.coalesce(func.sum(UnreadTally.n), 0) - not_seen).where(*tally)
+
+
 def rank_param(readable_levels: list[str]) -> int:
     """The highest rank a reader may read, from the levels the list binds (always the lowest
     levels up to their clearance); -1 when they may read none."""
@@ -115,7 +130,10 @@ def message_written(session: Session, msg: Message) -> None:
             .select_from(User)
             .join(Organisation, Organisation.id == User.organisation_id)
             .join(Report, Report.id == msg.report_id)
-            .where(Organisation.is_government.is_(True), User.role.in_(roles), User.id != msg.author_id))
+            .where(Organisation.is_government.is_(True), User.role.in_(roles), User.id != msg.author_id)
+            # One order for every writer: the rows (and the tally rows their triggers move) are
+            # locked in it, so two messages posted at once cannot deadlock on them.
+            .order_by(User.id))
     _upsert(session, rows)
 
 
@@ -174,7 +192,9 @@ def rebuild_user(session: Session, user_id: int) -> None:
 
 def rebuild_all(conn) -> int:
     """Every row from the messages and read marks (after a bulk load, ``portal db recount``);
-    returns the number of rows."""
+    returns the number of rows. The tallies are emptied too (a load with triggers off leaves
+    them wrong) and built again by the rows' insert triggers."""
     conn.execute(UnreadCase.__table__.delete())
+    conn.execute(UnreadTally.__table__.delete())
     conn.execute(UnreadCase.__table__.insert().from_select(COLUMNS, _rebuild_select(true())))
     return int(conn.execute(text("SELECT count(*) FROM unread_cases")).scalar_one())

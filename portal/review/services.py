@@ -142,7 +142,7 @@ def _unread_statements(status: bool, sort: str, marks: list):
         rows = and_(rows, UnreadCase.status == bindparam("f_status"))
     ids = (select(UnreadCase.report_id.label("id")).where(rows).order_by(*UNREAD_ORDERS[sort])
            .limit(bindparam("limit")).offset(bindparam("offset")).subquery("page"))
-    return (select(func.count()).select_from(UnreadCase).where(rows),
+    return (unread_cases.total(by_status=status),
             listing.page_of(ids, SORTS[sort] + (Report.id.desc(),), unread=True).add_columns(*marks))
 
 
