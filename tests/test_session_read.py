@@ -85,3 +85,34 @@ def test_the_session_read_is_its_own_ping_and_other_first_statements_are_pinged(
     api = app.test_client().get("/api/v1/reports", headers={"Authorization": "Bearer ttr_" + "x" * 40})
     assert api.status_code == 401
     assert len(pings) == 1
+
+
+def test_the_signed_in_user_built_from_the_session_read_is_stored_when_changed(app, signed_in, factory):
+    """The user a request sees is built from the principal's row, not queried: a change made
+    through it (the language, here from the account page's form) is written like any other,
+    and what that row left out (the account's creation time) loads when asked for."""
+    from tests.conftest import post_form
+
+    user = factory.user("filer")
+    client = signed_in(user)
+    assert post_form(client, "/language", {"lang": "en", "next": "/account"}, page="/account").status_code == 302
+    with app.app_context():
+        from portal.auth.models import User
+
+        stored = db.session().get(User, user.id)
+        assert stored.locale == "en" and stored.created_at is not None
+    assert 'lang="en"' in client.get("/account").get_data(as_text=True)
+
+
+def test_a_disabled_account_is_signed_out_on_its_next_request(app, signed_in, factory):
+    user = factory.user("filer")
+    client = signed_in(user)
+    assert client.get("/account").status_code == 200
+    with app.app_context():
+        from portal.auth.models import User
+
+        s = db.session()
+        s.get(User, user.id).active = False
+        s.commit()
+    resp = client.get("/account")
+    assert resp.status_code == 302 and "/auth/login" in resp.location

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from flask import g
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 
 from portal import db
+from portal.auth import principal
 from portal.auth.models import User
 
 login_manager = LoginManager()
@@ -20,6 +22,10 @@ def init_app(app) -> None:
     def _load(user_id: str):
         if not user_id.isdigit():
             return None
+        p = g.get("principal")
+        if p is not None and p.user_id == int(user_id):
+            # Read with the session at the start of the request: built from that row, no SQL.
+            return principal.user_for(db.session(), p)
         user = db.session().get(User, int(user_id))
         # A disabled account is signed out on its very next request.
         if user is None or not user.active:

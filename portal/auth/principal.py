@@ -1,20 +1,25 @@
 """Who is asking, read in one statement at the start of every request with a session cookie.
 
-The session row, its user and the user's organisation land in the ORM session (so Flask-Login's
-loader and ``user.organisation`` find them without SQL), together with the user's clearance
-grant in force and the number of unread notifications: one round trip instead of six on every
-signed-in page. Nothing here is cached across requests except what cannot change (a grant's
-compartments, see ``portal.access.subject``).
+The session row, its user, the user's organisation, the user's clearance grant in force and the
+number of unread notifications come back as one row of plain values: one round trip instead of
+six on every signed-in request, and none of the ORM's result processing (bench/profile_floor.py:
+that was more than half of the signed-in floor). The user becomes an ORM object only when the
+request asks who is signed in (Flask-Login's loader, ``user_for``), built from that row and
+placed in the session's identity map as if a query had loaded it: what the row lacks (the
+deferred columns) loads on first use, as a deferred column does. Nothing here is cached across
+requests except what cannot change (a grant's compartments, see ``portal.access.subject``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from flask import g
 from sqlalchemy import Integer, bindparam, literal, select
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from portal.access.models import Clearance
 from portal.access.subject import GRANT_COLUMNS, current_grant_id
@@ -22,14 +27,37 @@ from portal.auth.models import User, UserSession
 from portal.orgs.models import Organisation
 
 
+class SessionRow(NamedTuple):
+    user_id: int | None
+    created_at: datetime
+    last_seen_at: datetime
+    data: str
+
+
+# What the principal statement reads of a user and of their organisation: what the policy, the
+# page layout and the account page use. The rest (password_changed_at, disabled_at, created_at,
+# totp_last_counter, the sealed TOTP secret) is read by the few flows that need it, when they do.
+USER_COLUMNS = (User.id, User.email, User.name, User.role, User.organisation_id, User.password_hash,
+                User.active, User.locale, User.totp_enabled_at)
+ORG_COLUMNS = (Organisation.id, Organisation.name, Organisation.is_government,
+               Organisation.facility_clearance_from, Organisation.facility_clearance_until)
+_SESSION = slice(0, 4)
+_USER = slice(4, 4 + len(USER_COLUMNS))
+_ORG = slice(_USER.stop, _USER.stop + len(ORG_COLUMNS))
+_GRANT = slice(_ORG.stop, _ORG.stop + len(GRANT_COLUMNS))
+_UNREAD = _GRANT.stop
+_USER_NAMES = tuple(c.key for c in USER_COLUMNS)
+_ORG_NAMES = tuple(c.key for c in ORG_COLUMNS)
+
+
 @dataclass(frozen=True)
 class Principal:
-    user_id: int | None
+    user_id: int | None  # None: the session has nobody signed in (or its user is disabled)
     grant: tuple | None  # GRANT_COLUMNS of the grant in force, None without one
     unread_notifications: int
-    # Held for the request: the ORM session's identity map keeps only weak references, and
-    # Flask-Login's loader must find the user there.
-    user: User | None = field(default=None, compare=False, repr=False)
+    # The user's and the organisation's columns as read, for ``user_for``.
+    user_row: tuple | None = field(default=None, compare=False, repr=False)
+    org_row: tuple | None = field(default=None, compare=False, repr=False)
 
 
 # Notifications are the dialogue's, a package above this one: it hands over the correlated
@@ -46,32 +74,57 @@ def count_notifications_with(builder: Callable[[Any], Any]) -> None:
 
 @lru_cache(maxsize=1)
 def _statement():
-    """Built once (the session id is bound at execution); the user's organisation comes with
-    it through ``User.organisation``'s joined loading."""
+    """Built once (the session id is bound at execution): a Core statement, so its rows are
+    tuples and nothing is loaded into the ORM session."""
     unread = (_unread_notifications(User.id) if _unread_notifications is not None
               else literal(0, type_=Integer))
-    return (select(UserSession, User, *GRANT_COLUMNS, unread)
+    return (select(UserSession.user_id, UserSession.created_at, UserSession.last_seen_at, UserSession.data,
+                   *USER_COLUMNS, *ORG_COLUMNS, *GRANT_COLUMNS, unread)
             .outerjoin(User, User.id == UserSession.user_id)
+            .outerjoin(Organisation, Organisation.id == User.organisation_id)
             .outerjoin(Clearance, Clearance.id == current_grant_id(User.id))
-            .where(UserSession.id == bindparam("session_id"))
-            # Every column read costs on every request (bench/profile_floor.py: the result's
-            # set-up and rows grow with them); these are read by the few flows that need them
-            # (sign-in, account administration), which load them then. The password hash stays:
-            # the account page says whether one is set.
-            .options(defer(UserSession.source_ip), defer(User.password_changed_at),
-                     defer(User.disabled_at), defer(User.created_at), defer(User.totp_last_counter),
-                     joinedload(User.organisation).load_only(
-                         Organisation.name, Organisation.is_government, Organisation.facility_clearance_from,
-                         Organisation.facility_clearance_until)))
+            .where(UserSession.id == bindparam("session_id")))
 
 
-def load(session: Session, session_id: str) -> tuple[UserSession, Principal] | None:
-    row = session.execute(_statement(), {"session_id": session_id}).first()
+def load(session: Session, session_id: str) -> tuple[SessionRow, Principal] | None:
+    """The session row and its principal, or None for no such session. A disabled user's
+    session has no principal user: it is signed out on its very next request."""
+    row = session.connection().execute(_statement(), {"session_id": session_id}).first()
     if row is None:
         return None
-    user = row[1]
-    grant = tuple(row[2:6]) if row[2] is not None else None
-    return row[0], Principal(user.id if user is not None else None, grant, row[6] or 0, user)
+    sess = SessionRow(*row[_SESSION])
+    user_row = row[_USER]
+    if user_row[0] is None or not user_row[6]:  # no user, or not active
+        return sess, Principal(None, None, 0)
+    grant = tuple(row[_GRANT]) if row[_GRANT.start] is not None else None
+    return sess, Principal(user_row[0], grant, row[_UNREAD] or 0, user_row, tuple(row[_ORG]))
+
+
+def signed_in_user_id() -> int | None:
+    """The id of the user this request's session signs in, without building the user."""
+    p = g.get("principal")
+    return p.user_id if p is not None else None
+
+
+def user_for(session: Session, p: Principal) -> User:
+    """The principal's user as an ORM object in ``session``, built from the row read (no SQL),
+    or the instance the session already holds."""
+    existing = session.identity_map.get(identity_key(User, p.user_id))
+    if existing is not None:
+        return existing
+    org = session.identity_map.get(identity_key(Organisation, p.org_row[0]))
+    if org is None:
+        org = _attached(session, Organisation(**dict(zip(_ORG_NAMES, p.org_row))))
+    user = User(**dict(zip(_USER_NAMES, p.user_row)))
+    user.organisation = org
+    return _attached(session, user)
+
+
+def _attached(session: Session, obj):
+    # As if loaded by a query: no pending changes, the columns not given expired (loaded on use).
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 def of(user) -> Principal | None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from flask import g
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import CallbackDict
 
@@ -107,7 +107,7 @@ class DatabaseSessionInterface(SessionInterface):
         cfg = app.config
         if (now - row.last_seen_at > timedelta(minutes=cfg["SESSION_IDLE_MINUTES"])
                 or now - row.created_at > timedelta(hours=cfg["SESSION_ABSOLUTE_HOURS"])):
-            s.delete(row)
+            s.execute(delete(UserSession).where(UserSession.id == _digest(token)))
             s.commit()
             g.session_expired = row.user_id is not None
             return ServerSession()
@@ -174,15 +174,13 @@ class DatabaseSessionInterface(SessionInterface):
             s.add(UserSession(id=_digest(session.token), user_id=user_id, created_at=now,
                               last_seen_at=now, data=payload, source_ip=_client_ip()))
         else:
-            row = s.get(UserSession, _digest(session.token))
-            if row is None:  # revoked during this request
+            touched = s.execute(update(UserSession).where(UserSession.id == _digest(session.token))
+                                .values(last_seen_at=now, data=payload, user_id=user_id))
+            if not touched.rowcount:  # revoked during this request
                 s.commit()
                 response.delete_cookie(COOKIE_NAME, domain=domain, path=path, secure=secure,
                                        httponly=True, samesite="Lax")
                 return
-            row.last_seen_at = now
-            row.data = payload
-            row.user_id = user_id
         s.commit()
         response.set_cookie(COOKIE_NAME, session.token, httponly=True, secure=secure,
                             samesite="Lax", path=path, domain=domain)

