@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Callable, NamedTuple
 
 from flask import g
-from sqlalchemy import Integer, bindparam, literal, select
+from sqlalchemy import Connection, Integer, bindparam, literal, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -86,10 +86,10 @@ def _statement():
             .where(UserSession.id == bindparam("session_id")))
 
 
-def load(session: Session, session_id: str) -> tuple[SessionRow, Principal] | None:
+def load(conn: Connection, session_id: str) -> tuple[SessionRow, Principal] | None:
     """The session row and its principal, or None for no such session. A disabled user's
     session has no principal user: it is signed out on its very next request."""
-    row = session.connection().execute(_statement(), {"session_id": session_id}).first()
+    row = conn.execute(_statement(), {"session_id": session_id}).first()
     if row is None:
         return None
     sess = SessionRow(*row[_SESSION])

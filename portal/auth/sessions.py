@@ -187,25 +187,17 @@ class DatabaseSessionInterface(SessionInterface):
 
 
 def _read_principal(s, token: str):
-    autocommitted = _read_on_its_own(s)
-    loaded = principal.load(s, _digest(token))
-    if autocommitted:
-        # The connection goes back to the pool; what was read stays (expire_on_commit=False),
-        # and the view's work starts a transaction of its own.
-        s.commit()
-    return loaded
-
-
-def _read_on_its_own(s) -> bool:
-    """On PostgreSQL the principal is read in autocommit: a single statement is atomic by
-    itself, so BEGIN and COMMIT around it would be two more round trips on every signed-in
-    request (half of the floor, bench/profile_floor.py) and guard nothing. It is still read
-    afresh on every request, so a revocation, a role or a clearance change bites on the next
-    one. SQLite keeps its transaction: its BEGIN IMMEDIATE costs no round trip."""
+    """On PostgreSQL the principal is read in autocommit, on a connection of its own that goes
+    straight back to the pool: a single statement is atomic by itself, so BEGIN and COMMIT
+    around it would be two more round trips on every signed-in request (half of the floor,
+    bench/profile_floor.py) and guard nothing, and the ORM session is not involved at all. It
+    is still read afresh on every request, so a revocation, a role or a clearance change bites
+    on the next one; the view's work runs in a transaction of its own. SQLite keeps its
+    transaction: its BEGIN IMMEDIATE costs no round trip."""
     if s.in_transaction() or s.get_bind().dialect.name != "postgresql":
-        return False
-    s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return True
+        return principal.load(s.connection(), _digest(token))
+    with s.get_bind().connect() as conn:
+        return principal.load(conn.execution_options(isolation_level="AUTOCOMMIT"), _digest(token))
 
 
 def _client_ip() -> str | None:

@@ -183,7 +183,8 @@ def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str |
         # records its own event, which names the token too).
         audit("api.token.use", target_type="api_token", target_id=token.id, org_id=token.organisation_id,
               details={"endpoint": request.endpoint, "method": request.method})
-    s.commit()
+    if s.in_transaction():  # a page that read nothing (/livez) has nothing to commit
+        s.commit()
     for fn in g.pop("after_commit", ()):
         fn()
     return response
@@ -352,7 +353,7 @@ def _decide_again(act, load, kwargs: dict, target, auth: str = "session") -> Non
         _authenticate_bearer(act)
     else:
         token = getattr(cookie_session, "token", None)
-        loaded = principal.load(s, digest(token)) if token else None
+        loaded = principal.load(s.connection(), digest(token)) if token else None
         if loaded is None or loaded[1].user_id != user.id:
             # Signed out, revoked (a password or role change) or disabled while the body arrived.
             refuse(act, "session_ended", conceal=False)
