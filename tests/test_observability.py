@@ -425,3 +425,17 @@ def test_gunicorn_two_workers_add_up_in_multiprocess_mode(database_url, instance
     assert any(r["logger"] == "gunicorn.error" and "Booting worker" in r["msg"] for r in records)
     assert MARKER not in log
     assert not any((instance_dir / "metrics").iterdir())  # the server's metrics directory went with it
+
+
+def test_a_signed_in_request_that_never_asks_who_is_signed_in_still_names_the_user(app, filer, capsys):
+    """The favicon builds no user (portal.auth.principal): the line takes the id from the
+    session read at the start of the request, and a signed-out request names nobody."""
+    client, user = filer
+    capsys.readouterr()
+    client.get("/favicon.ico", headers={"X-Request-ID": "obs-test-favicon-1"}).get_data()
+    app.test_client().get("/favicon.ico", headers={"X-Request-ID": "obs-test-favicon-2"}).get_data()
+    err = capsys.readouterr().err
+    [line] = request_lines(err, "obs-test-favicon-1")
+    assert line["route"] == "/favicon.ico" and line["user_id"] == user.id
+    [anon] = request_lines(err, "obs-test-favicon-2")
+    assert anon["user_id"] is None

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable, NamedTuple
 
-from flask import g
+from flask import g, session
 from sqlalchemy import Connection, Integer, bindparam, literal, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -101,9 +101,13 @@ def load(conn: Connection, session_id: str) -> tuple[SessionRow, Principal] | No
 
 
 def signed_in_user_id() -> int | None:
-    """The id of the user this request's session signs in, without building the user."""
+    """The id of the user Flask-Login's loader would return for this request's session (see
+    portal.auth.login), without building the user: for a request that never asked who is
+    signed in (its response headers, its log line)."""
     p = g.get("principal")
-    return p.user_id if p is not None else None
+    if p is None or p.user_id is None:
+        return None
+    return p.user_id if session.get("_user_id") == str(p.user_id) else None
 
 
 def user_for(session: Session, p: Principal) -> User:

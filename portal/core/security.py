@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import abort, g, request, session
+from flask import abort, g, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -36,8 +36,7 @@ def _signed_in() -> bool:
     that principal's user), so that a route that needs no user builds none."""
     if "_login_user" in g:
         return bool(current_user.is_authenticated)
-    uid = principal.signed_in_user_id()
-    return uid is not None and session.get("_user_id") == str(uid)
+    return principal.signed_in_user_id() is not None
 
 
 def init_app(app) -> None:

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator
 from flask import Flask, g, request
 from sqlalchemy import inspect as sa_inspect
 
+from portal.auth import principal
 from portal.observability import context, metrics
 
 log = logging.getLogger("portal.request")
@@ -41,7 +42,7 @@ def _remember(exc: BaseException | None) -> None:
     request.environ[_SEEN] = {
         "route": rule.rule if rule is not None else None,
         "args": {k: v for k, v in (request.view_args or {}).items() if type(v) is int},
-        "user_id": _user_id(g.get("_login_user")),
+        "user_id": _user_id(g.get("_login_user")) if "_login_user" in g else principal.signed_in_user_id(),
         "remote_addr": request.remote_addr,
     }
 
