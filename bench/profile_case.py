@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                          "what a change shows)")
     ap.add_argument("--wall", action="store_true",
                     help="profile wall-clock time (default: this process's CPU time, steadier on a shared machine)")
+    ap.add_argument("--path", default="/reports/{case}",
+                    help="another page to profile as the reviewer, e.g. '/review/queue?sort=transfer' "
+                         "({case} is the case's id)")
+    ap.add_argument("--trial", action="store_true", help="print only: append nothing to bench/results")
     args = ap.parse_args(argv)
     url = database_url(args.url, "ttr_bench_profile_case")
     tmp = Path(tempfile.mkdtemp(prefix="ttr-bench-profile-case-"))
@@ -154,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(settings)
         logging.disable(logging.CRITICAL)  # the JSON access log would dominate the output, not the profile
         client = sign_in(app, Totp(ids["totp_secret"]))
-        path = f"/reports/{case_id}"
+        path = args.path.format(case=case_id)
         html = client.get(path).get_data(as_text=True)
         shown = len(re.findall(r'<li class="message[^"]*" id="m\d+"', html))
-        if shown != CASE_MESSAGES:
+        if path == f"/reports/{case_id}" and shown != CASE_MESSAGES:
             raise RuntimeError(f"GET {path}: {shown} messages shown instead of {CASE_MESSAGES}")
         for _ in range(30):  # warm: caches, prepared statements, templates
             assert client.get(path).status_code == 200, path
@@ -195,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         out = io.StringIO()
         out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} commit {_commit()} {args.label} "
                   f"({args.requests} requests, signed in as the reviewer; {'wall-clock' if args.wall else 'CPU'} time)\n")
-        out.write(f"\n--- GET {path} ({CASE_MESSAGES} messages, {files} files): {bare_ms:.3f} ms CPU per request "
+        what = f" ({CASE_MESSAGES} messages, {files} files)" if path == f"/reports/{case_id}" else ""
+        out.write(f"\n--- GET {path}{what}: {bare_ms:.3f} ms CPU per request "
                   f"without the profiler (best of {BATCHES} batches: user {user_ms:.3f}, system {sys_ms:.3f}; median {sorted(bare)[BATCHES // 2]:.3f}); under it {ms:.3f} ms ({cpu_ms:.3f} ms CPU); "
                   f"{statements} SQL statements and {calls} Python function calls per request\n")
         for key in ("cumulative", "tottime"):
@@ -204,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             text = s.getvalue()
             out.write(f"[by {key}]\n" + text[text.index("   ncalls"):] if "   ncalls" in text else text)
         print(out.getvalue())
+        if args.trial:
+            return 0
         RESULTS.mkdir(parents=True, exist_ok=True)
         with (RESULTS / "profile_case.txt").open("a") as f:
             f.write(out.getvalue())

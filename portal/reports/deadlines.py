@@ -26,7 +26,7 @@ from datetime import date
 from flask_babel import gettext as _
 
 from portal.reports import states as S
-from portal.reports.clock import clocks, file_by
+from portal.reports.clock import Clocks, clocks, file_by
 
 FILE_BY, RESPONSE, TRANSFER, REVIEW_TARGET = "file_by", "response", "transfer", "review_target"
 TRANSFER_PASSED = "transfer_passed"
@@ -49,9 +49,10 @@ class Shown:
     note: str = ""  # the planned transfer date that has passed, when another date is shown
 
 
-def next_deadline(report, today: date, *, officer: bool, target_days: int) -> Deadline | None:
-    """``report``: a ``Report`` or a list row (``listing.ListedReport``)."""
-    d = _next(report, today, officer=officer, target_days=target_days)
+def next_deadline(report, today: date, *, officer: bool, target_days: int, known: Clocks | None = None) -> Deadline | None:
+    """``report``: a ``Report`` or a list row (``listing.ListedReport``); ``known``: its clocks
+    on ``today`` with ``target_days``, when the caller has them already (the review queue)."""
+    d = _next(report, today, officer=officer, target_days=target_days, known=known)
     transfer = report.planned_transfer_date
     if d is not None and d.kind != TRANSFER and report.status in S.OPEN_STATUSES \
             and transfer is not None and transfer < today:
@@ -59,7 +60,7 @@ def next_deadline(report, today: date, *, officer: bool, target_days: int) -> De
     return d
 
 
-def _next(report, today: date, *, officer: bool, target_days: int) -> Deadline | None:
+def _next(report, today: date, *, officer: bool, target_days: int, known: Clocks | None) -> Deadline | None:
     status, transfer = report.status, report.planned_transfer_date
     if status in S.WITH_THE_COMPANY and not (officer and status == S.RETURNED):
         if transfer is None:
@@ -69,7 +70,7 @@ def _next(report, today: date, *, officer: bool, target_days: int) -> Deadline |
     if status == S.AWAITING and report.response_due:
         return Deadline(RESPONSE, report.response_due, report.response_due < today)
     if officer and status in S.CLOCK_RUNNING:
-        c = clocks(report, today, target_days)
+        c = known if known is not None else clocks(report, today, target_days)
         if c.review_target is not None:
             return Deadline(REVIEW_TARGET, c.review_target, c.review_overdue)
     if status in S.OPEN_STATUSES and transfer:

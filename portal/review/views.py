@@ -88,7 +88,7 @@ def _queue_rows(q, loc: str, today) -> list[QueueRow]:
             destination=country_name(r.destination_country, loc),
             status="awaiting_approval" if pending else r.status,
             status_label=awaiting_approval if pending else statuses.get(r.status, r.status),
-            deadline=deadlines.shown(deadlines.next_deadline(r, today, officer=True, target_days=target_days),
+            deadline=deadlines.shown(deadlines.next_deadline(r, today, officer=True, target_days=target_days, known=c),
                                      loc, texts),
             group_a=row.group_a, assignee=row.assignee or "–",
             review_days="" if c.review_days is None else str(c.review_days),
