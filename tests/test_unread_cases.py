@@ -10,6 +10,7 @@ the messages). After every step the kept rows are compared with the rule counted
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -203,15 +204,18 @@ def test_kept_unread_cases_follow_the_exact_rule_through_a_random_walk(walk):
             walk.read(name, rid)
             step = f"{name} read {rid}"
         walk.check(step)
-    # The queue's two ways to the same answer: by order of submission (the kept rows alone) and
-    # by reference (the cases joined with the kept rows), with and without a status.
+    # The queue's ways to the same answer: by order of submission (the kept rows alone), by
+    # reference and by transfer date (the cases joined with the kept rows, the total from the
+    # tallies), with and without a status; on one page, the total is what the page lists.
     listed = 0
     for name in ("reviewer_csi", "reviewer_conf", "approver"):
         client = walk.people[name]["client"]
         for status in ("", "&status=under_review", "&status=submitted"):
-            fast, joined = (_listed(client.get(f"/review/queue?unread=1{status}{sort}").get_data(as_text=True))
-                            for sort in ("", "&sort=reference"))
-            assert fast == joined, (name, status, fast, joined)
+            fast, joined, by_transfer = (
+                _listed(client.get(f"/review/queue?unread=1{status}{sort}").get_data(as_text=True))
+                for sort in ("", "&sort=reference", "&sort=transfer"))
+            assert fast == joined == by_transfer, (name, status, fast, joined, by_transfer)
+            assert int(re.search(r"\d+", joined[1]).group()) == len(joined[0]), (name, status, joined)
             listed += len(fast[0])
     assert listed    # At least one case ended unread for someone, and one read: the walk tested both ways.
     with walk.engine.connect() as conn:

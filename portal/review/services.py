@@ -123,8 +123,14 @@ def _queue_statements(status: bool, technology: bool, country: bool, assignee: s
     # The marks ride on the page's own statement: a page costs the same statements with them.
     marks = [_group_a_column(),
              _awaiting_approval(Report.id) if _awaiting_approval is not None else false()]
-    if unread and not (technology or country or assignee or overdue) and sort in UNREAD_ORDERS:
-        return _unread_statements(status, sort, marks)
+    if unread and not (technology or country or assignee or overdue):
+        if sort in UNREAD_ORDERS:
+            return _unread_statements(status, sort, marks)
+        # Another order: the page walks the reports in it (an index per sort) and stops at 50;
+        # the total, which no order changes, still comes from the reader's tallies rather than
+        # from probing every visible case for unread messages.
+        return (unread_cases.total(by_status=status),
+                listing.statement(where, order, unread=True).add_columns(*marks))
     return (select(func.count()).select_from(Report).where(where),
             listing.statement(where, order, unread=True).add_columns(*marks))
 
