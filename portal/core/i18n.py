@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import has_request_context, request, session
-from flask_babel import Babel, Domain
+from flask_babel import Babel, Domain, get_locale
 from flask_login import current_user
 
 LANGUAGES = ("ja", "en")
@@ -20,23 +20,27 @@ def select_locale() -> str:
 
 
 class RequestDomain(Domain):
-    """The portal's one translation domain, its catalogue looked up once per request.
+    """The portal's one translation domain, its catalogue looked up once per request and locale.
 
-    Flask-Babel fixes the locale for a request on first use (its context keeps it), but finds
-    the catalogue again for every message: the request's context, the locale, the locale's
-    name as the cache key. A case page translates several hundred messages (templates, field
-    labels, lazy strings), and that search was a tenth of it (bench/profile_case.py). The
-    catalogue found first is kept on the request, so it changes when the locale does: with
-    the next request."""
+    Flask-Babel keeps a request's locale once chosen, but finds the catalogue again for every
+    message, keyed by the locale's name, which it builds each time: a case page translates a few
+    hundred messages (templates, field labels, lazy strings), and that was a tenth of its
+    profile (bench/profile_case.py). The catalogue found is kept on the request with the locale
+    it was found for, and found again whenever the locale is another (``force_locale``)."""
 
     def get_translations(self):
+        locale = get_locale()
         try:
-            return request.portal_translations
+            found_for, translations = request.portal_translations
+            if found_for is locale:
+                return translations
         except AttributeError:  # the first message of this request
-            translations = request.portal_translations = super().get_translations()
-            return translations
+            pass
         except RuntimeError:  # outside a request (the CLI, a job): looked up each time, as before
             return super().get_translations()
+        translations = super().get_translations()
+        request.portal_translations = (locale, translations)
+        return translations
 
 
 def init_app(app) -> None:

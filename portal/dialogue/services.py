@@ -240,12 +240,18 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
     loaded = threads(session, report, readable)
     out = []
     moved = False
+    marks = None  # both channels' read marks, read with one statement when a thread has messages
     for ch in readable:
         msgs = [m for m in loaded.get(ch, []) if decide(subject, read_action(ch), m, today=today).allowed]
         for m in msgs:  # each file on its own labels too
             m.files = attachments.visible(m.files, subject=subject, today=today)
         if msgs:
-            moved = _mark(session, user_id, report.id, ch, msgs[-1].id, role=subject.role, settle=False) or moved
+            if marks is None:
+                marks = {m.channel: m for m in session.execute(select(ReadMark).where(
+                    ReadMark.user_id == user_id, ReadMark.report_id == report.id,
+                    ReadMark.channel.in_(readable))).scalars()}
+            moved = _mark(session, user_id, report.id, ch, msgs[-1].id, role=subject.role, settle=False,
+                          mark=marks.get(ch)) or moved
         out.append((ch, msgs))
     if moved and subject.role in unread.kept_for():
         unread.settle(session, user_id, report.id)  # once for both channels
@@ -253,12 +259,14 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
 
 
 def _mark(session: Session, user_id: int, report_id: int, channel: str, last_id: int, *,
-          role: str | None = None, settle: bool = True) -> bool:
+          role: str | None = None, settle: bool = True, mark: ReadMark | None | bool = False) -> bool:
     """Move the person's read mark forward (never back); their unread case row follows it
     (``unread.settle``; the caller does it when ``settle`` is false), unless ``role`` says none
-    is kept for them. Returns whether the mark moved."""
-    mark = session.execute(select(ReadMark).where(ReadMark.user_id == user_id, ReadMark.report_id == report_id,
-                                                  ReadMark.channel == channel)).scalar_one_or_none()
+    is kept for them. ``mark``: the mark as the caller read it (None: there is none), False to
+    read it here. Returns whether the mark moved."""
+    if mark is False:
+        mark = session.execute(select(ReadMark).where(ReadMark.user_id == user_id, ReadMark.report_id == report_id,
+                                                      ReadMark.channel == channel)).scalar_one_or_none()
     if mark is None:
         session.add(ReadMark(user_id=user_id, report_id=report_id, channel=channel, last_read_id=last_id))
     elif last_id > mark.last_read_id:
