@@ -50,13 +50,24 @@ def test_the_views_work_still_runs_in_a_transaction(app, signed_in, factory, sta
     assert rest and not any(rest), statements  # the list's statements: one transaction, committed once
 
 
-def test_a_revocation_between_two_requests_bites_on_the_second(app, signed_in, factory):
+def _revoke(s, user_id: int) -> None:
+    assert revoke_user(s, user_id) == 1
+
+
+def _disable(s, user_id: int) -> None:
+    from portal.auth.models import User
+
+    s.get(User, user_id).active = False
+
+
+@pytest.mark.parametrize("change", [_revoke, _disable], ids=["sessions revoked", "account disabled"])
+def test_a_change_between_two_requests_signs_out_on_the_second(app, signed_in, factory, change):
     user = factory.user("filer")
     client = signed_in(user)
     assert client.get("/reports").status_code == 200
     with app.app_context():
         s = db.session()
-        assert revoke_user(s, user.id) == 1
+        change(s, user.id)
         s.commit()
     resp = client.get("/reports")
     assert resp.status_code == 302 and "/auth/login" in resp.location
@@ -102,17 +113,3 @@ def test_the_signed_in_user_built_from_the_session_read_is_stored_when_changed(a
         stored = db.session().get(User, user.id)
         assert stored.locale == "en" and stored.created_at is not None
     assert 'lang="en"' in client.get("/account").get_data(as_text=True)
-
-
-def test_a_disabled_account_is_signed_out_on_its_next_request(app, signed_in, factory):
-    user = factory.user("filer")
-    client = signed_in(user)
-    assert client.get("/account").status_code == 200
-    with app.app_context():
-        from portal.auth.models import User
-
-        s = db.session()
-        s.get(User, user.id).active = False
-        s.commit()
-    resp = client.get("/account")
-    assert resp.status_code == 302 and "/auth/login" in resp.location
