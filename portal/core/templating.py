@@ -10,6 +10,7 @@ from markupsafe import Markup
 from portal.access.levels import Level, Role
 from portal.access.policy import Action
 from portal.core import labels
+from portal.core.form_markup import error_mark, field
 from portal.core.guard import can
 from portal.core.timeutil import JST
 
@@ -109,8 +110,6 @@ def _parse_date(v):
 
 
 def _inform_status_label(status: str) -> str:
-    from flask_babel import gettext as _
-
     names = {"draft": _("Draft"), "pending_approval": _("Awaiting approval"), "rejected": _("Rejected"),
              "issued": _("Issued"), "revoked": _("Revoked")}
     return names.get(status, status)
@@ -119,14 +118,6 @@ def _inform_status_label(status: str) -> str:
 def sep() -> Markup:
     """The separator between items of a line of metadata: 「・」 in Japanese, a middle dot in English."""
     return Markup(" ・ ") if str(get_locale()) == "ja" else Markup(" · ")
-
-
-def error_mark() -> Markup:
-    """What goes before an error message under a field: ＊ on Japanese pages (DADS), a
-    visually hidden "Error:" on English ones (GOV.UK), so a screen reader says it is an error."""
-    if str(get_locale()) == "ja":
-        return Markup("＊")
-    return Markup('<span class="visually-hidden">%s </span>') % _("Error:")
 
 
 def _role_label(code):
@@ -160,6 +151,7 @@ def init_app(app) -> None:
     app.jinja_env.filters["history_comment"] = lambda c, transition: labels.history_comment(transition, c, jdate)
     app.jinja_env.filters["level_label"] = _level_label
     app.jinja_env.globals["error_mark"] = error_mark
+    app.jinja_env.globals["field"] = field
 
     @app.context_processor
     def _globals():
