@@ -8,7 +8,10 @@ from typing import ClassVar
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import DecimalField, IntegerField
+from wtforms import SelectField as _LibrarySelectField
+from wtforms import widgets
 from wtforms.validators import StopValidation, ValidationError
 
 _HYPHENS = re.compile("[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d\ufe63\u2043]")
@@ -69,6 +72,29 @@ class BaseForm(FlaskForm):
             if field.type == "CSRFTokenField" and "id" not in render_kw:
                 render_kw = {**render_kw, "id": False}
             return super().render_field(field, render_kw)
+
+
+class Select(widgets.Select):
+    """WTForms' select, with a plain option (no attributes of its own) written in one step.
+
+    The library writes each option through ``html_params`` and ``Markup.format``: a country
+    list has two hundred options, a case page thirty, and that was most of what drawing its
+    forms cost (bench/profile_case.py). The markup is the library's (tests/test_select_widget.py
+    compares the two); an option with attributes of its own goes to the library's writer."""
+
+    @classmethod
+    def render_option(cls, choice, **kwargs):
+        if kwargs or choice.render_kw:
+            return super().render_option(choice, **kwargs)
+        value = str(choice.value) if isinstance(choice.value, bool) else choice.value
+        label = escape(choice.label or choice.value)
+        if choice.selected:
+            return Markup('<option selected value="%s">%s</option>') % (value, label)
+        return Markup('<option value="%s">%s</option>') % (value, label)
+
+
+class SelectField(_LibrarySelectField):
+    widget = Select()
 
 
 class DateWindow:
