@@ -206,26 +206,29 @@ def thread(session: Session, report: Report, channel: str) -> list[Message]:
 
 
 def threads(session: Session, report: Report, channels: Sequence[str]) -> dict[str, list[Message]]:
-    """The messages of the case's ``channels`` by channel, each with its files: one statement
-    for the messages of all of them, one for the files."""
+    """The messages of the case's ``channels`` by channel, each with its files, in one statement
+    (a message's files joined to it: a case page pays for each statement it makes)."""
     from portal.attachments.models import Attachment
 
     if not channels:
         return {}
-    # The case is already loaded: no join to it (with its sealed working copy) per message row.
-    msgs = list(session.execute(select(Message).where(Message.report_id == report.id, Message.channel.in_(channels))
-                                .options(lazyload(Message.report)).order_by(Message.id)).scalars())
+    # The case is already loaded: no join to it (with its sealed working copy) per row; a
+    # file's message is the row's own (in the identity map, no statement).
+    rows = session.execute(select(Message, Attachment)
+                           .outerjoin(Attachment, Attachment.message_id == Message.id)
+                           .where(Message.report_id == report.id, Message.channel.in_(channels))
+                           .options(lazyload(Message.report), lazyload(Attachment.report),
+                                    lazyload(Attachment.message))
+                           .order_by(Message.id, Attachment.id))
     by_channel: dict[str, list[Message]] = {}
-    if msgs:
-        atts = session.execute(select(Attachment).where(Attachment.message_id.in_([m.id for m in msgs]))
-                               .options(lazyload(Attachment.report), lazyload(Attachment.message))
-                               .order_by(Attachment.id)).scalars()
-        by_msg: dict[int, list] = {}
-        for a in atts:
-            by_msg.setdefault(a.message_id, []).append(a)
-        for m in msgs:
-            m.files = by_msg.get(m.id, [])
+    last = None
+    for m, a in rows:
+        if m is not last:
+            m.files = []
             by_channel.setdefault(m.channel, []).append(m)
+            last = m
+        if a is not None:
+            m.files.append(a)
     return by_channel
 
 

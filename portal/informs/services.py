@@ -16,7 +16,7 @@ from datetime import date
 
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.access.policy import Action, Labels, Subject, compartment_set, decide
@@ -84,7 +84,9 @@ def _text(value: str | None, field: str, message: str, *, required: bool = True)
 
 
 def for_report(session: Session, report: Report) -> list[Inform]:
-    return list(session.execute(select(Inform).where(Inform.report_id == report.id).order_by(Inform.id)).scalars())
+    # The case is the caller's (already loaded): no join to it per inform.
+    return list(session.execute(select(Inform).where(Inform.report_id == report.id)
+                                .options(lazyload(Inform.report)).order_by(Inform.id)).scalars())
 
 
 def history(session: Session, inform: Inform) -> list[InformEvent]:

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from portal.access.levels import Level
 from portal.access.policy import Action, Subject, compartment_set, compartment_text, decide
@@ -436,14 +436,17 @@ def _history(session, report, actor, name, source, target, comment) -> None:
 
 # ------------------------------------------------------------------ reading
 
+# A version's case is the one the caller holds (in the session's identity map): no join to it,
+# with its sealed working copy, per version row.
 def versions(session: Session, report: Report) -> list[ReportVersion]:
     return list(session.execute(select(ReportVersion).where(ReportVersion.report_id == report.id)
-                                .order_by(ReportVersion.number)).scalars())
+                                .options(lazyload(ReportVersion.report)).order_by(ReportVersion.number)).scalars())
 
 
 def version(session: Session, report: Report, number: int) -> ReportVersion | None:
     return session.execute(select(ReportVersion).where(ReportVersion.report_id == report.id,
-                                                       ReportVersion.number == number)).scalar_one_or_none()
+                                                       ReportVersion.number == number)
+                           .options(lazyload(ReportVersion.report))).scalar_one_or_none()
 
 
 def history(session: Session, report: Report) -> list[tuple[ReportEvent, str | None]]:

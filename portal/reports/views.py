@@ -51,10 +51,12 @@ def _case(obj) -> str:
     return url_for("reports.show", report_id=obj.id)
 
 
-def _display(data: dict) -> dict:
-    """Human-readable values for the summary and the receipt."""
+def _display(data: dict, known=None) -> dict:
+    """Human-readable values for the summary and the receipt. ``known``: a technology already
+    loaded (the case's own), used when it is the one the data names."""
     loc = _locale()
-    tech = services.technology_by_code(db.session(), data.get("technology"))
+    code = data.get("technology")
+    tech = known if known is not None and known.code == code else services.technology_by_code(db.session(), code)
     return {
         "technology": f"{tech.code} {tech.name(loc)}" if tech else "",
         "transfer_form": str(C.TRANSFER_FORMS.get(data.get("transfer_form"), "")),
@@ -277,7 +279,7 @@ def show(obj: Report):
     reviewing = is_worker and obj.status == S.UNDER_REVIEW
     can_withdraw = obj.status in S.OPEN_STATUSES and can(Action.REPORT_WITHDRAW, obj)
 
-    return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest),
+    return render_template("reports/show.html", report=obj, versions=vs, data=latest, shown=_display(latest, known=obj.technology),
                            channels=_message_rows(channels), is_worker=is_worker, informs=informs, inform_forms=_inform_forms(obj, informs, kept),
                            can_draft_inform=services.decide(subject, Action.INFORM_DRAFT, obj, today=today).allowed,
                            clocks=clocks(obj, today, settings().review_target_days),
@@ -418,8 +420,8 @@ def show_version(obj: ReportVersion):
     if prev is not None and not services.decide(current_subject(), Action.REPORT_VIEW, prev, today=today_jst()).allowed:
         prev = None  # an earlier version under labels the reader does not hold: no comparison
     changed = C.changed_fields(prev.data, v.data) if prev else []
-    return render_template("reports/version.html", report=obj, v=v, data=v.data, shown=_display(v.data),
-                           prev=prev, prev_shown=_display(prev.data) if prev else None, changed=changed,
+    return render_template("reports/version.html", report=obj, v=v, data=v.data, shown=_display(v.data, known=v.technology),
+                           prev=prev, prev_shown=_display(prev.data, known=prev.technology) if prev else None, changed=changed,
                            fields=C.STEP_FIELDS, titles=C.STEP_TITLES, steps=C.STEPS)
 
 
@@ -432,7 +434,7 @@ def receipt(obj: Report):
     v = vs[-1]
     audit("report.view", target_type="report", target_id=obj.id, case_ref=obj.reference, org_id=obj.organisation_id,
           details={"version": v.number, "page": "receipt"})
-    return render_template("reports/receipt.html", report=obj, v=v, data=v.data, shown=_display(v.data))
+    return render_template("reports/receipt.html", report=obj, v=v, data=v.data, shown=_display(v.data, known=v.technology))
 
 
 @bp.route("/reports/<int:report_id>/withdraw", methods=["POST"])
