@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from portal.access.levels import Level
@@ -206,30 +206,46 @@ def thread(session: Session, report: Report, channel: str) -> list[Message]:
 
 
 def threads(session: Session, report: Report, channels: Sequence[str]) -> dict[str, list[Message]]:
-    """The messages of the case's ``channels`` by channel, each with its files, in one statement
-    (a message's files joined to it: a case page pays for each statement it makes)."""
+    """The messages of the case's ``channels`` by channel, each with its files."""
+    return _threads(session, report, channels)[0]
+
+
+def _threads(session: Session, report: Report, channels: Sequence[str],
+             reader_id: int | None = None) -> tuple[dict[str, list[Message]], dict[str, int | None]]:
+    """The messages by channel, each with its files, in one statement (a message's files joined
+    to it: a case page pays for each statement it makes); with ``reader_id``, the same
+    statement also says how far that person had read each channel that has messages (None:
+    not at all)."""
     from portal.attachments.models import Attachment
 
     if not channels:
-        return {}
+        return {}, {}
+    columns = [Message, Attachment]
+    if reader_id is not None:
+        columns.append(select(ReadMark.last_read_id).where(
+            ReadMark.user_id == reader_id, ReadMark.report_id == Message.report_id,
+            ReadMark.channel == Message.channel).scalar_subquery())
     # The case is already loaded: no join to it (with its sealed working copy) per row; a
     # file's message is the row's own (in the identity map, no statement).
-    rows = session.execute(select(Message, Attachment)
+    rows = session.execute(select(*columns)
                            .outerjoin(Attachment, Attachment.message_id == Message.id)
                            .where(Message.report_id == report.id, Message.channel.in_(channels))
                            .options(lazyload(Message.report), lazyload(Attachment.report),
                                     lazyload(Attachment.message))
                            .order_by(Message.id, Attachment.id))
     by_channel: dict[str, list[Message]] = {}
+    read_to: dict[str, int | None] = {}
     last = None
-    for m, a in rows:
+    for m, a, *mark in rows:
         if m is not last:
             m.files = []
             by_channel.setdefault(m.channel, []).append(m)
+            if mark:
+                read_to[m.channel] = mark[0]
             last = m
         if a is not None:
             m.files.append(a)
-    return by_channel
+    return by_channel, read_to
 
 
 def readable_threads(session: Session, report: Report, *, subject: Subject, user_id: int,
@@ -240,40 +256,39 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
         return []
     readable = [ch for ch in CHANNELS
                 if decide(subject, read_action(ch), channel_labels(report, ch, "public", today), today=today).allowed]
-    loaded = threads(session, report, readable)
+    loaded, read_to = _threads(session, report, readable, reader_id=user_id)
     out = []
     moved = False
-    marks = None  # both channels' read marks, read with one statement when a thread has messages
     for ch in readable:
         msgs = [m for m in loaded.get(ch, []) if decide(subject, read_action(ch), m, today=today).allowed]
         for m in msgs:  # each file on its own labels too
             m.files = attachments.visible(m.files, subject=subject, today=today)
         if msgs:
-            if marks is None:
-                marks = {m.channel: m for m in session.execute(select(ReadMark).where(
-                    ReadMark.user_id == user_id, ReadMark.report_id == report.id,
-                    ReadMark.channel.in_(readable))).scalars()}
             moved = _mark(session, user_id, report.id, ch, msgs[-1].id, role=subject.role, settle=False,
-                          mark=marks.get(ch)) or moved
+                          read_to=read_to.get(ch)) or moved
         out.append((ch, msgs))
     if moved and subject.role in unread.kept_for():
         unread.settle(session, user_id, report.id)  # once for both channels
     return out
 
 
+_NOT_READ = object()
+
+
 def _mark(session: Session, user_id: int, report_id: int, channel: str, last_id: int, *,
-          role: str | None = None, settle: bool = True, mark: ReadMark | None | bool = False) -> bool:
+          role: str | None = None, settle: bool = True, read_to: int | None | object = _NOT_READ) -> bool:
     """Move the person's read mark forward (never back); their unread case row follows it
     (``unread.settle``; the caller does it when ``settle`` is false), unless ``role`` says none
-    is kept for them. ``mark``: the mark as the caller read it (None: there is none), False to
-    read it here. Returns whether the mark moved."""
-    if mark is False:
-        mark = session.execute(select(ReadMark).where(ReadMark.user_id == user_id, ReadMark.report_id == report_id,
-                                                      ReadMark.channel == channel)).scalar_one_or_none()
-    if mark is None:
+    is kept for them. ``read_to``: where the mark stood as the caller read it (None: there is
+    none), read here when not given. Returns whether the mark moved."""
+    where = (ReadMark.user_id == user_id, ReadMark.report_id == report_id, ReadMark.channel == channel)
+    if read_to is _NOT_READ:
+        read_to = session.execute(select(ReadMark.last_read_id).where(*where)).scalar_one_or_none()
+    if read_to is None:
         session.add(ReadMark(user_id=user_id, report_id=report_id, channel=channel, last_read_id=last_id))
-    elif last_id > mark.last_read_id:
-        mark.last_read_id = last_id
+    elif last_id > read_to:
+        # Guarded, so that a page read in another tab meanwhile never moves it back.
+        session.execute(update(ReadMark).where(*where, ReadMark.last_read_id < last_id).values(last_read_id=last_id))
     else:
         return False
     session.flush()
