@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import DecimalField, IntegerField
 from wtforms import SelectField as _LibrarySelectField
+from wtforms import TextAreaField as _LibraryTextAreaField
 from wtforms import widgets
 from wtforms.validators import StopValidation, ValidationError
 
@@ -74,12 +75,44 @@ class BaseForm(FlaskForm):
             return super().render_field(field, render_kw)
 
 
+def html_attributes(**kwargs) -> Markup:
+    """WTForms' ``html_params`` (the same output: tests/test_form_widgets.py), written with
+    ``%`` instead of ``Markup.format``, whose string.Formatter made it the costliest step of
+    drawing a text area."""
+    parts = []
+    for key, value in sorted(kwargs.items()):
+        key = key.rstrip("_")
+        if key.startswith(("data_", "aria_")):
+            key = key.replace("_", "-")
+        if value is True:
+            parts.append(key)
+        elif value is not False:
+            parts.append(Markup('%s="%s"') % (key, escape(value).replace(Markup('"'), Markup("&quot;"))))
+    return Markup(" ").join(parts)
+
+
+class TextArea(widgets.TextArea):
+    """WTForms' text area, its attributes written by ``html_attributes``."""
+
+    def __call__(self, field, **kwargs):
+        kwargs.setdefault("id", field.id)
+        flags = getattr(field, "flags", {})
+        for k in dir(flags):
+            if k in self.validation_attrs and k not in kwargs:
+                kwargs[k] = getattr(flags, k)
+        return Markup("<textarea %s>\r\n%s</textarea>") % (html_attributes(name=field.name, **kwargs), field._value())
+
+
+class TextAreaField(_LibraryTextAreaField):
+    widget = TextArea()
+
+
 class Select(widgets.Select):
     """WTForms' select, with a plain option (no attributes of its own) written in one step.
 
     The library writes each option through ``html_params`` and ``Markup.format``: a country
     list has two hundred options, a case page thirty, and that was most of what drawing its
-    forms cost (bench/profile_case.py). The markup is the library's (tests/test_select_widget.py
+    forms cost (bench/profile_case.py). The markup is the library's (tests/test_form_widgets.py
     compares the two); an option with attributes of its own goes to the library's writer."""
 
     @classmethod

@@ -3,13 +3,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, DateField, RadioField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, RadioField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
 from portal.access.forms import CheckboxesField
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.core.forms import (AmountField, BaseForm, DateWindow, Email, PercentField, Required, SelectField,
-                               normalise_code, normalise_email_input, strip)
+                               TextAreaField, normalise_code, normalise_email_input, strip)
 from portal.reports import content as C
 
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import IntegerField, TextAreaField
+from wtforms import IntegerField
 from wtforms.validators import Length
 
-from portal.core.forms import BaseForm, Required, strip
+from portal.core.forms import BaseForm, Required, TextAreaField, strip
 
 
 class AssignForm(BaseForm):

@@ -1,10 +1,14 @@
-"""The portal's select writes the same markup as WTForms' own (portal.core.forms.Select)."""
+"""The portal's select and text area write the same markup as WTForms' own
+(portal.core.forms.Select, TextArea, html_attributes)."""
 from hypothesis import given, settings, strategies as st
+from markupsafe import Markup
 from wtforms import Form, widgets
 from wtforms import SelectField as LibrarySelectField
+from wtforms import TextAreaField as LibraryTextAreaField
 from wtforms.fields.choices import Choice
+from wtforms.validators import DataRequired
 
-from portal.core.forms import Select, SelectField
+from portal.core.forms import Select, SelectField, TextAreaField, html_attributes
 
 texts = st.text(alphabet=st.sampled_from(list('ab&<>"\'# 　秘密区分') + ["\u00e9"]), max_size=12)
 values = st.one_of(texts, st.integers(-5, 500), st.booleans())
@@ -40,3 +44,32 @@ def test_a_whole_select_is_the_librarys(choices, pick, attrs):
     ours, theirs = Ours(data=data), Theirs(data=data)
     assert ours.f(**attrs) == theirs.f(**attrs)
     assert "<option" in ours.f() or not choices
+
+
+attr_names = st.sampled_from(["class_", "id", "name", "rows", "aria_describedby", "data_test_id", "for_", "required",
+                              "maxlength", "disabled"])
+attr_values = st.one_of(texts, st.integers(0, 30000), st.booleans(), texts.map(Markup))
+
+
+@settings(max_examples=300, deadline=None)
+@given(attrs=st.dictionaries(attr_names, attr_values, max_size=6))
+def test_attributes_are_the_librarys(attrs):
+    assert html_attributes(**attrs) == widgets.html_params(**attrs)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.one_of(st.none(), texts), attrs=st.dictionaries(attr_names.filter(lambda n: n not in ("name",)),
+                                                               attr_values, max_size=4),
+       required=st.booleans())
+def test_a_text_area_is_the_librarys(text, attrs, required):
+    validators = [DataRequired()] if required else []
+
+    class Ours(Form):
+        f = TextAreaField("F", validators=validators)
+
+    class Theirs(Form):
+        f = LibraryTextAreaField("F", validators=validators)
+
+    ours, theirs = Ours(data={"f": text}), Theirs(data={"f": text})
+    assert ours.f(**attrs) == theirs.f(**attrs)
+    assert ours.f().startswith("<textarea ")
