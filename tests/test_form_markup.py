@@ -34,7 +34,7 @@ def test_an_error_is_under_the_label_and_tied_to_the_control(app, lang, mark):
         html = str(field(form.name, cls="input--wide", autocomplete="off"))
         assert '<div class="form-group form-group--error">' in html
         assert f'<label class="form-label" for="{form.name.id}">' in html
-        assert f'<p class="form-hint" id="name-hint">Like 山田太郎</p>' in html
+        assert '<p class="form-hint" id="name-hint">Like 山田太郎</p>' in html
         assert f'<p class="form-error" id="name-error">{mark}Enter the name.</p>' in html
         control = re.search(r"<input [^>]*>", html).group(0)
         assert 'aria-describedby="name-hint name-error"' in control and 'aria-invalid="true"' in control
