@@ -14,11 +14,11 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Flask, url_for
-from flask_babel import get_locale, gettext as _
 from sqlalchemy.orm import Session
 
 from portal.access.levels import Role
 from portal.core import worklists
+from portal.core.i18n import gettext as _, language
 from portal.core.web import settings, url_template
 from portal.core.worklists import WorkItem, WorkList
 from portal.informs import services as informs
@@ -41,7 +41,7 @@ def for_user(session: Session, user, subject, today: date) -> list[WorkList]:
     role = Role.parse(user.role)
     if role is None:
         return []
-    loc, texts = str(get_locale()), deadlines.labels()
+    loc, texts = language(), deadlines.labels()
     case = url_template("reports.show", "report_id")
     lists: list[WorkList] = []
     if role.is_company:

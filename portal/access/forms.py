@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from wtforms import DateField, SelectMultipleField, widgets
 from wtforms.validators import Length, Optional
 
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.core.forms import BaseForm, DateWindow, Required, SelectField, TextAreaField, strip
+from portal.core.i18n import lazy_gettext as _l
 
 
 class CheckboxesField(SelectMultipleField):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from flask_babel import lazy_gettext as _l
+from portal.core.i18n import lazy_gettext as _l
 
 
 class Role(StrEnum):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +14,7 @@ from portal.audit.trail import record
 from portal.auth.models import User
 from portal.auth.sessions import revoke_user
 from portal.catalogue.models import Technology
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.db import utcnow
 

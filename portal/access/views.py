@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_babel import get_locale, gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -11,6 +10,7 @@ from portal.access import services
 from portal.access.forms import FacilityForm, GrantForm, RevokeForm
 from portal.access.policy import Action
 from portal.access.subject import current_clearance
+from portal.core.i18n import gettext as _, language
 from portal.orgs.services import organisations, users
 from portal.auth.models import User
 from portal.catalogue.models import Technology
@@ -30,7 +30,7 @@ def _technologies():
 
 def _grant_form(formdata=None) -> GrantForm:
     form = GrantForm(formdata) if formdata is not None else GrantForm()
-    locale = str(get_locale())
+    locale = language()
     form.compartments.choices = [(t.code, f"{t.code} {t.name(locale)}") for t in _technologies()]
     return form
 

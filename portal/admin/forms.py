@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from wtforms import StringField
 from wtforms.validators import Length
 
 from portal.access.levels import ROLE_LABELS, Role
 from portal.core.forms import (BaseForm, Email, Required, SelectField, TextAreaField, normalise_code,
                                normalise_email_input, strip)
+from portal.core.i18n import lazy_gettext as _l
 
 
 def role_choices():

@@ -1,7 +1,6 @@
 """Accounts and roles, managed by system administrators (and the CLI)."""
 from __future__ import annotations
 
-from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -13,6 +12,7 @@ from portal.auth.models import User
 from portal.auth.passwords import hash_password, password_problems
 from portal.auth.sessions import revoke_user
 from portal.config import Settings
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.core.text import control_problem
 from portal.dialogue import unread

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import db
@@ -12,6 +11,7 @@ from portal.admin.forms import AdminInviteForm, OrganisationForm, RoleForm
 from portal.auth.forms import EmptyForm
 from portal.auth.models import User
 from portal.core.guard import by_id, failed, guarded, invalid_form
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.core.web import client_ip, page_arg, settings
 from portal.mail import outbox

@@ -10,12 +10,12 @@ import hashlib
 import json
 
 from flask import g, request
-from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal import db
 from portal.api.models import IdempotencyRecord
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 
 HEADER = "Idempotency-Key"

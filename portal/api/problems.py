@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from flask import Response, request
-from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 
 MEDIA_TYPE = "application/problem+json"

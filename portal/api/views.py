@@ -17,7 +17,6 @@ from datetime import datetime
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request, url_for
-from flask_babel import gettext as _
 from flask_login import current_user
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -32,6 +31,7 @@ from portal.api.ratelimit import Limiter, key_for, retry_after
 from portal.attachments import services as attachments, web
 from portal.attachments.models import Attachment
 from portal.core.guard import audit, audited_stream, by_id, check, current_subject, guarded, public
+from portal.core.i18n import gettext as _
 from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst

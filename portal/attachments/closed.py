@@ -3,10 +3,9 @@ than showing a list with no form (issue 15). The decision is the policy's and th
 state; this only words it."""
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from portal.access.policy import Decision
 from portal.attachments.services import EDITABLE
+from portal.core.i18n import gettext as _
 
 
 def upload_closed_reason(status: str, decision: Decision) -> str | None:

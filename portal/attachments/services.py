@@ -12,7 +12,6 @@ import unicodedata
 from datetime import date
 from typing import Any, Iterator, Protocol
 
-from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -24,6 +23,7 @@ from portal.attachments import scanning, sniff
 from portal.attachments.blobstore import BlobStore, DirectoryBlobStore, DatabaseBlobStore, new_key
 from portal.attachments.models import Attachment
 from portal.audit.trail import record
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.core.text import strip_controls
 from portal.encryption import leases

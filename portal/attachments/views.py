@@ -4,7 +4,6 @@ import logging
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
-from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -18,6 +17,7 @@ from portal.attachments.models import Attachment
 from portal.auth.forms import EmptyForm
 from portal.core.guard import (after_this_request_commits, audit, audited_stream, by_id, check, current_subject, failed,
                                guarded)
+from portal.core.i18n import gettext as _
 from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import flash, request
-from flask_babel import gettext as _
 from flask_wtf.csrf import validate_csrf
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
@@ -16,6 +15,7 @@ from wtforms import ValidationError
 
 from portal.attachments import scanning, services
 from portal.core.guard import authenticated_by_token, decide_again
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.core.web import settings
 

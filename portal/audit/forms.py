@@ -2,10 +2,10 @@
 an error beside the field, never an empty list that reads as "nothing happened"."""
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from wtforms import Form, StringField
 
 from portal.audit.export import range_problems
+from portal.core.i18n import lazy_gettext as _l
 
 MESSAGES = {
     "not_a_date": _l("Enter a real date, for example 2026-12-01."),

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField, StringField
 from wtforms.validators import Length
 
 from portal.auth.passwords import MAX_LENGTH
 from portal.core.forms import BaseForm, Email, Required, normalise_code, normalise_email_input
+from portal.core.i18n import lazy_gettext as _l
 
 
 class LoginForm(BaseForm):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from portal.auth.gbiz_claims import GbizIdentity
 from portal.auth.models import GbizLink, User
 from portal.auth.services import find_user, normalise_email
 from portal.config import Settings
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.db import utcnow
 from portal.orgs.models import Organisation

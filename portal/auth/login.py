@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from flask import g
-from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 
 from portal import db
 from portal.auth import principal
 from portal.auth.models import User
+from portal.core.i18n import lazy_gettext as _l
 
 login_manager = LoginManager()
 

@@ -71,7 +71,7 @@ def common_passwords() -> frozenset[str]:
 
 def password_problems(password: str, *, email: str = "", name: str = "") -> list[str]:
     """Message ids (untranslated) for every rule the password breaks; empty when acceptable."""
-    from flask_babel import gettext as _
+    from portal.core.i18n import gettext as _
 
     problems: list[str] = []
     if len(password) > MAX_LENGTH:

@@ -15,7 +15,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask_babel import gettext as _
 from sqlalchemy import ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -23,6 +22,7 @@ from portal.access.levels import Role
 from portal.access.policy import Action
 from portal.audit.trail import record
 from portal.auth.models import User
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.db import Base, utcnow
 

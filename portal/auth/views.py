@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, abort, after_this_request, flash, redirect, render_template, request, session, url_for
-from flask_babel import format_datetime, gettext as _
+from flask_babel import format_datetime
 from flask_login import current_user, login_user, logout_user
 
 from portal import db
@@ -14,6 +14,7 @@ from portal.auth.forms import CodeForm, EmptyForm, LoginForm, PasswordChangeForm
 from portal.auth.models import User
 from portal.auth.passwords import password_problems, verify_password
 from portal.core.guard import audit, failed, guarded, public
+from portal.core.i18n import gettext as _
 from portal.core.links import absolute_url
 from portal.core.service import ServiceError
 from portal.core.web import client_ip, safe_next, settings

@@ -5,13 +5,13 @@ import re
 import time
 from datetime import date
 
-from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.audit.trail import record
 from portal.catalogue.models import Technology
 from portal.core.forms import normalise_code
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.core.text import control_problem
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from wtforms import DateField, StringField
 from wtforms.validators import Length, Optional
@@ -13,6 +12,7 @@ from portal.catalogue import services
 from portal.catalogue.models import Technology
 from portal.core.forms import BaseForm, DateWindow, Required, strip
 from portal.core.guard import by_id, failed, guarded
+from portal.core.i18n import gettext as _, lazy_gettext as _l
 from portal.core.service import ServiceError
 from portal.core.web import client_ip
 

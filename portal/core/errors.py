@@ -4,12 +4,12 @@ import logging
 from pathlib import Path
 
 from flask import Response, current_app, g, render_template, request
-from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from portal import db
+from portal.core.i18n import gettext as _
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ macro's calls (the field, its tag, its description ids) were a tenth of the page
 (bench/profile_case.py). The control itself is still the field's WTForms widget."""
 from __future__ import annotations
 
-from flask_babel import get_locale, gettext
 from markupsafe import Markup, escape
+
+from portal.core.i18n import gettext, language
 
 _CHOICE_GROUPS = ("CheckboxesField", "RadioField")
 
@@ -16,7 +17,7 @@ _CHOICE_GROUPS = ("CheckboxesField", "RadioField")
 def error_mark() -> Markup:
     """What goes before an error message under a field: ＊ on Japanese pages (DADS), a
     visually hidden "Error:" on English ones (GOV.UK), so a screen reader says it is an error."""
-    if str(get_locale()) == "ja":
+    if language() == "ja":
         return Markup("＊")
     return Markup('<span class="visually-hidden">%s </span>') % gettext("Error:")
 

@@ -6,7 +6,6 @@ import unicodedata
 from typing import ClassVar
 
 from email_validator import EmailNotValidError, validate_email
-from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import DecimalField, IntegerField
@@ -14,6 +13,8 @@ from wtforms import SelectField as _LibrarySelectField
 from wtforms import TextAreaField as _LibraryTextAreaField
 from wtforms import widgets
 from wtforms.validators import StopValidation, ValidationError
+
+from portal.core.i18n import gettext, lazy_gettext as _l
 
 _HYPHENS = re.compile("[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d\ufe63\u2043]")
 

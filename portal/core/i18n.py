@@ -1,8 +1,18 @@
-"""Japanese by default, English by choice (remembered per user, or in the session before sign-in)."""
+"""Japanese by default, English by choice (remembered per user, or in the session before sign-in).
+
+The portal translates through this module (``gettext``, ``ngettext``, ``lazy_gettext``,
+``language``) rather than through Flask-Babel's functions of the same names, with the same
+results: Flask-Babel finds the request's domain, its locale and then the catalogue again for
+every message, seven context-local look-ups where one does, and a case page translates about
+two hundred messages (templates, field labels, lazy strings), a tenth of its time
+(bench/profile_case.py). Flask-Babel still chooses the locale (``select_locale``) and loads the
+catalogue; this module keeps what it found beside Flask-Babel's own per-context state, with the
+locale it was found for, and finds it again whenever the locale is another (``force_locale``)."""
 from __future__ import annotations
 
-from flask import has_request_context, request, session
-from flask_babel import Babel, Domain, get_locale
+from flask import g, has_request_context, session
+from flask_babel import Babel, Domain, get_domain, get_locale
+from flask_babel.speaklater import LazyString
 from flask_login import current_user
 
 LANGUAGES = ("ja", "en")
@@ -19,39 +29,75 @@ def select_locale() -> str:
     return lang if lang in LANGUAGES else "ja"
 
 
-class RequestDomain(Domain):
-    """The portal's one translation domain, its catalogue looked up once per request and locale.
+def _found() -> tuple:
+    """(locale, catalogue, language) of the current context."""
+    try:
+        ns = g._flask_babel  # Flask-Babel's state for this context (its locale, its domain)
+        found = ns.portal_found
+        if found[0] is ns.babel_locale:
+            return found
+    except (AttributeError, RuntimeError):  # the first message here, or outside any context
+        pass
+    domain = get_domain()
+    # The library's own look-up, not the portal domain's (which would come back here).
+    catalogue = Domain.get_translations(domain)
+    locale = get_locale()
+    found = (locale, catalogue, str(locale))
+    try:
+        g._flask_babel.portal_found = found
+    except (AttributeError, RuntimeError):  # outside a context: looked up each time, as before
+        pass
+    return found
 
-    Flask-Babel keeps a request's locale once chosen, but finds the catalogue again for every
-    message, keyed by the locale's name, which it builds each time: a case page translates a few
-    hundred messages (templates, field labels, lazy strings), and that was a tenth of its
-    profile (bench/profile_case.py). The catalogue found is kept on the request with the locale
-    it was found for, and found again whenever the locale is another (``force_locale``)."""
+
+def translations():
+    return _found()[1]
+
+
+def language() -> str:
+    """``str(get_locale())``: "ja" or "en" (``"None"`` outside any context, as Flask-Babel says)."""
+    return _found()[2]
+
+
+def gettext(string: str, **variables) -> str:
+    s = _found()[1].ugettext(string)
+    return s % variables if variables else s
+
+
+def ngettext(singular: str, plural: str, num: int, **variables) -> str:
+    variables.setdefault("num", num)
+    return _found()[1].ungettext(singular, plural, num) % variables
+
+
+def pgettext(context: str, string: str, **variables) -> str:
+    s = _found()[1].upgettext(context, string)
+    return s % variables if variables else s
+
+
+def npgettext(context: str, singular: str, plural: str, num: int, **variables) -> str:
+    variables.setdefault("num", num)
+    return _found()[1].unpgettext(context, singular, plural, num) % variables
+
+
+def lazy_gettext(string: str, **variables) -> LazyString:
+    return LazyString(gettext, string, **variables)
+
+
+class PortalDomain(Domain):
+    """The portal's one domain: what Flask-Babel's own functions (``flask_babel.gettext``, the
+    formatters, Flask-WTF's messages) translate with finds the catalogue the same way."""
 
     def get_translations(self):
-        locale = get_locale()
-        try:
-            found_for, translations = request.portal_translations
-            if found_for is locale:
-                return translations
-        except AttributeError:  # the first message of this request
-            pass
-        except RuntimeError:  # outside a request (the CLI, a job): looked up each time, as before
-            return super().get_translations()
-        translations = super().get_translations()
-        request.portal_translations = (locale, translations)
-        return translations
+        return _found()[1]
 
 
 def init_app(app) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Asia/Tokyo")
-    # The templates' _() and friends as Flask-Babel installs them, minus its look-up of the
-    # domain for every message (a case page translates several hundred): the portal has one.
-    domain = babel.domain_instance = RequestDomain(domain=app.extensions["babel"].default_domain)
+    babel.domain_instance = PortalDomain(domain=app.extensions["babel"].default_domain)
     app.jinja_env.install_gettext_callables(
-        gettext=lambda s: domain.get_translations().ugettext(s),
-        ngettext=lambda s, p, n: domain.get_translations().ungettext(s, p, n),
+        gettext=lambda s: _found()[1].ugettext(s),
+        ngettext=lambda s, p, n: _found()[1].ungettext(s, p, n),
         newstyle=True,
-        pgettext=lambda c, s: domain.get_translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: domain.get_translations().unpgettext(c, s, p, n),
+        pgettext=lambda c, s: _found()[1].upgettext(c, s),
+        npgettext=lambda c, s, p, n: _found()[1].unpgettext(c, s, p, n),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from flask_babel import gettext, lazy_gettext as _l
+from portal.core.i18n import gettext, lazy_gettext as _l
 
 # ReportEvent.transition: the state table's transitions, plus the creation of a draft.
 CASE_STEPS = {

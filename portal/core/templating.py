@@ -3,8 +3,6 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from babel.numbers import format_decimal
-from flask_babel import get_locale
-from flask_babel import gettext as _
 from markupsafe import Markup
 
 from portal.access.levels import Level, Role
@@ -12,6 +10,7 @@ from portal.access.policy import Action
 from portal.core import labels
 from portal.core.form_markup import error_mark, field
 from portal.core.guard import can
+from portal.core.i18n import gettext as _, language
 from portal.core.timeutil import JST
 
 
@@ -22,7 +21,7 @@ _ERAS = ((date(2019, 5, 1), "令和"), (date(1989, 1, 8), "平成"))
 
 
 def _locale(locale: str | None) -> str:
-    return locale or str(get_locale())
+    return locale or language()
 
 
 def _day(d: date, locale: str) -> str:
@@ -76,13 +75,13 @@ def paren(value) -> Markup:
     """A parenthetical after a name: full-width brackets in Japanese, "name (x)" in English."""
     if value is None or value == "":
         return Markup("")
-    if str(get_locale()) == "ja":
+    if language() == "ja":
         return Markup("（%s）") % value
     return Markup(" (%s)") % value
 
 
 def yen(amount) -> str:
-    return f"{int(amount):,}円" if str(get_locale()) == "ja" else f"¥{int(amount):,}"
+    return f"{int(amount):,}円" if language() == "ja" else f"¥{int(amount):,}"
 
 
 def filesize(n: int | None, locale: str | None = None) -> str:
@@ -90,7 +89,7 @@ def filesize(n: int | None, locale: str | None = None) -> str:
     stated); bytes only below 1 KB."""
     if n is None:
         return ""
-    locale = locale or str(get_locale())
+    locale = locale or language()
     n = int(n)
     if n < 1024:
         return f"{format_decimal(n, locale=locale)} B"
@@ -117,7 +116,7 @@ def _inform_status_label(status: str) -> str:
 
 def sep() -> Markup:
     """The separator between items of a line of metadata: 「・」 in Japanese, a middle dot in English."""
-    return Markup(" ・ ") if str(get_locale()) == "ja" else Markup(" · ")
+    return Markup(" ・ ") if language() == "ja" else Markup(" · ")
 
 
 def _role_label(code):
@@ -156,4 +155,4 @@ def init_app(app) -> None:
     @app.context_processor
     def _globals():
         return {"can": can, "inform_status_label": _inform_status_label, "Action": Action,
-                "settings": app.config["SETTINGS"], "current_locale": str(get_locale()), "sep": sep()}
+                "settings": app.config["SETTINGS"], "current_locale": language(), "sep": sep()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from flask_babel import gettext as _
+from portal.core.i18n import gettext as _
 
 _FORMATTING = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff"
 # Every control and formatting character, for single-line text (names, codes, file names).

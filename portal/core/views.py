@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from flask import (Blueprint, current_app, flash, jsonify, redirect, render_template, request, send_from_directory,
                    session, url_for)
-from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import text
 
@@ -10,8 +9,8 @@ from portal import db
 from portal.auth.forms import EmptyForm
 from portal.core import worklists
 from portal.core.guard import current_subject, public
+from portal.core.i18n import LANGUAGES, gettext as _
 from portal.core.timeutil import today_jst
-from portal.core.i18n import LANGUAGES
 from portal.core.web import safe_next, settings
 
 bp = Blueprint("core", __name__)

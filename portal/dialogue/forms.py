@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import date
 
 from flask import g
-from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, FileField, StringField
 from wtforms.validators import Optional
 
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.access.policy import Subject
 from portal.core.forms import BaseForm, Required, SelectField, TextAreaField
+from portal.core.i18n import lazy_gettext as _l
 from portal.core.service import ServiceError
 from portal.core.templating import jdate
 from portal.dialogue import services

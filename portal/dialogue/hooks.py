@@ -8,11 +8,11 @@ that is the dialogue's, and the dialogue builds on those packages, so they may n
 from __future__ import annotations
 
 from flask import Flask
-from flask_babel import get_locale
 from flask_login import current_user
 
 from portal import db
 from portal.auth import principal
+from portal.core.i18n import language
 from portal.dialogue import services
 from portal.notifications import notify
 from portal.dialogue.models import EXTERNAL
@@ -30,7 +30,7 @@ def unread_notifications() -> int:
 
 def notification_label(kind: str) -> str:
     ja, en = notify.SUBJECTS.get(kind, (kind, kind))
-    return ja if str(get_locale()) == "ja" else en
+    return ja if language() == "ja" else en
 
 
 def init_app(app: Flask) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.orm import Session, lazyload
 
@@ -16,6 +15,7 @@ from portal.access.policy import Action, Labels, Subject, compartment_text, deci
 from portal.attachments import services as attachments
 from portal.audit.trail import record
 from portal.calendar import add_business_days, is_business_day, window
+from portal.core.i18n import gettext as _
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.notifications import notify

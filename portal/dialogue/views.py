@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import db
@@ -11,6 +10,7 @@ from portal.auth import principal
 from portal.access.policy import Action
 from portal.attachments import services as attachments
 from portal.attachments import web
+from portal.core.i18n import gettext as _
 from portal.encryption.opener import current_keyring
 from portal.core.guard import by_id, can, current_subject, failed, guarded
 from portal.core.service import Refused, ServiceError

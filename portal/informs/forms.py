@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import Length, Optional
 
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.core.forms import BaseForm, Required, SelectField, TextAreaField, strip
+from portal.core.i18n import lazy_gettext as _l
 from portal.informs.services import DEFAULT_LEGAL_BASIS
 
 

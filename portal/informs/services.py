@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
-from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
@@ -23,6 +22,7 @@ from portal.access.policy import Action, Labels, Subject, compartment_set, decid
 from portal.attachments import services as blobs
 from portal.audit.trail import record
 from portal.access.policy import compartment_text
+from portal.core.i18n import gettext as _
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import JST
 from portal.core.web import settings as web_settings

@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import db
@@ -11,6 +10,7 @@ from portal.access.policy import Action
 from portal.attachments import services as attachments
 from crypto import DecryptionError
 from portal.core.guard import audit, audited_stream, by_id, current_subject, failed, guarded, public
+from portal.core.i18n import gettext as _
 from portal.core.security import DOWNLOAD_CSP
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst

@@ -6,9 +6,8 @@ the right, since the base has an even length).
 """
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from portal.core.forms import normalise_code
+from portal.core.i18n import gettext as _
 
 
 def check_digit(base12: str) -> int:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from wtforms import IntegerField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
@@ -8,6 +7,7 @@ from portal.access.forms import CheckboxesField
 
 from portal.access.levels import ROLE_LABELS, Role
 from portal.core.forms import BaseForm, Email, Required, SelectField, TextAreaField, normalise_email_input, strip
+from portal.core.i18n import lazy_gettext as _l
 
 
 class InviteForm(BaseForm):

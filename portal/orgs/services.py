@@ -5,7 +5,6 @@ import hashlib
 import secrets
 from datetime import date, timedelta
 
-from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -15,6 +14,7 @@ from portal.auth.models import Invitation, User
 from portal.auth.passwords import password_problems
 from portal.auth.sessions import revoke_user
 from portal.config import Settings
+from portal.core.i18n import gettext as _
 from portal.core.links import absolute_url
 from portal.core.service import ServiceError
 from portal.core.text import control_problem

@@ -3,7 +3,6 @@ invitation link sets their password here."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from portal import db
@@ -11,6 +10,7 @@ from portal.access.policy import Action
 from portal.auth.forms import EmptyForm, SetPasswordForm
 from portal.auth.models import User
 from portal.core.guard import by_id, discard, failed, guarded, invalid_form, public
+from portal.core.i18n import gettext as _, lazy_gettext as _l
 from portal.core.service import ServiceError
 from portal.core.web import client_ip, settings
 from portal.orgs import services

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from flask_babel import lazy_gettext as _l
+from portal.core.i18n import lazy_gettext as _l
 
 TRANSFER_FORMS = {
     "overseas_site": _l("Overseas production site (subsidiary, joint venture)"),

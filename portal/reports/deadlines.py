@@ -23,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from flask_babel import gettext as _
-
+from portal.core.i18n import gettext as _
 from portal.reports import states as S
 from portal.reports.clock import Clocks, clocks, file_by
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +13,7 @@ from portal.attachments import services as attachments
 from portal.attachments.blobstore import BlobStore
 from portal.attachments.models import Attachment
 from portal.audit.trail import record
+from portal.core.i18n import gettext as _
 from portal.core.service import Refused, ServiceError
 from portal.notifications.models import Notification
 from portal.reports import states as S

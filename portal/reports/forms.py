@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, DateField, RadioField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
@@ -10,6 +9,7 @@ from portal.access.forms import CheckboxesField
 from portal.access.levels import LEVEL_LABELS, Level
 from portal.core.forms import (AmountField, BaseForm, DateWindow, Email, PercentField, Required, SelectField,
                                TextAreaField, normalise_code, normalise_email_input, strip)
+from portal.core.i18n import lazy_gettext as _l
 from portal.reports import content as C
 
 

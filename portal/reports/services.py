@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date, timedelta
 
-from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, lazyload
@@ -19,6 +18,7 @@ from portal.audit.trail import record
 from portal.auth.models import User
 from portal.calendar import business_days_between, window
 from portal.catalogue.models import Technology
+from portal.core.i18n import gettext as _
 from portal.core.service import Refused, ServiceError
 from portal.core.templating import jdate
 from portal.db import utcnow

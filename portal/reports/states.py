@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask_babel import lazy_gettext as _l
-
 from portal.access.policy import Action
+from portal.core.i18n import lazy_gettext as _l
 
 DRAFT, SUBMITTED, UNDER_REVIEW, AWAITING, RETURNED, CLOSED, INFORM_ISSUED, WITHDRAWN = (
     "draft", "submitted", "under_review", "awaiting_response", "returned", "closed", "inform_issued", "withdrawn")

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -15,6 +14,7 @@ from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
 from portal.access.policy import OrgTarget
 from portal.core.guard import after_this_request_commits, audit, by_id, can, current_subject, discard, failed, guarded
+from portal.core.i18n import gettext as _, language
 from portal.core.service import ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.templating import jdate, paren
@@ -44,7 +44,7 @@ def _own_org():
 
 
 def _locale() -> str:
-    return str(get_locale())
+    return language()
 
 
 def _case(obj) -> str:

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from wtforms import IntegerField
 from wtforms.validators import Length
 
 from portal.core.forms import BaseForm, Required, TextAreaField, strip
+from portal.core.i18n import lazy_gettext as _l
 
 
 class AssignForm(BaseForm):

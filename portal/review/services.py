@@ -9,7 +9,6 @@ from functools import lru_cache
 from datetime import date
 from typing import Any, Callable
 
-from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, exists, false, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +17,7 @@ from portal.access.policy import Action, Subject, decide
 from portal.attachments.models import Attachment
 from portal.auth.models import User
 from portal.catalogue.models import Technology
+from portal.core.i18n import gettext as _
 from portal.core.service import ServiceError
 from portal.core.web import parse_id
 from portal.dialogue import unread as unread_cases

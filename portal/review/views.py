@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext as _
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -13,6 +12,7 @@ from portal.catalogue import services as catalogue
 from portal.access.policy import Action
 from portal.auth.forms import EmptyForm
 from portal.core.guard import by_id, current_subject, guarded
+from portal.core.i18n import gettext as _, language
 from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.core.web import client_ip, page_arg, settings, url_template
@@ -44,7 +44,7 @@ def queue():
     today = today_jst()
     q = services.queue(db.session(), current_subject(), current_user, f, today=today,
                        target_days=settings().review_target_days)
-    loc = str(get_locale())
+    loc = language()
     return render_template("review/queue.html", q=q, f=f, statuses=S.status_labels(), rows=_queue_rows(q, loc, today),
                            technologies=catalogue.filter_options(db.session(), today, loc),
                            country_options=_country_options(loc, f.country), sorts=services.SORTS,
@@ -177,7 +177,7 @@ def close(obj: Report):
 @guarded(Action.DASHBOARD_VIEW)
 def dashboard():
     d = services.dashboard(db.session(), current_subject(), today=today_jst(), target_days=settings().review_target_days)
-    loc = str(get_locale())
+    loc = language()
     status_chart = charts.bars([(str(S.STATUS_LABELS.get(k, k)), n) for k, n in d.by_status], _("Cases by status"))
     tech_chart = charts.bars(d.by_technology, _("Cases by technology"))
     country_chart = charts.bars([(country_name(c, loc) if c != "–" else c, n) for c, n in d.by_country],
