@@ -73,3 +73,36 @@ def test_a_text_area_is_the_librarys(text, attrs, required):
     ours, theirs = Ours(data={"f": text}), Theirs(data={"f": text})
     assert ours.f(**attrs) == theirs.f(**attrs)
     assert ours.f().startswith("<textarea ")
+
+
+@settings(max_examples=100, deadline=None)
+@given(groups=st.dictionaries(texts, st.lists(st.tuples(texts, texts), max_size=3), min_size=1, max_size=3),
+       attrs=st.dictionaries(st.sampled_from(["class_", "aria_describedby", "required"]), texts, max_size=2))
+def test_a_select_with_option_groups_is_the_librarys(groups, attrs):
+    class Ours(Form):
+        f = SelectField("F", choices=groups, validate_choice=False)
+
+    class Theirs(Form):
+        f = LibrarySelectField("F", choices=groups, validate_choice=False)
+
+    assert Ours().f(**attrs) == Theirs().f(**attrs)
+
+
+def test_the_csrf_token_is_the_librarys(app):
+    from flask_wtf import FlaskForm
+
+    from portal.core.forms import BaseForm
+
+    class Ours(BaseForm):
+        pass
+
+    class Theirs(FlaskForm):
+        pass
+
+    with app.test_request_context("/"):
+        ours, theirs = Ours(), Theirs()
+        assert ours.csrf_token.current_token == theirs.csrf_token.current_token
+        assert str(ours.csrf_token()) == str(theirs.csrf_token(id=False))
+        assert 'type="hidden"' in ours.csrf_token() and "id=" not in ours.csrf_token()
+        # Attributes asked for still go through the library's widget.
+        assert str(ours.csrf_token(data_x="1")) == str(theirs.csrf_token(id=False, data_x="1"))

@@ -72,6 +72,10 @@ class BaseForm(FlaskForm):
             # The CSRF token is rendered in every form, several on one page (the case page):
             # an id on each would repeat, and nothing refers to it.
             if field.type == "CSRFTokenField" and "id" not in render_kw:
+                if not render_kw and not field.render_kw:
+                    # What the library writes for it (tests/test_form_widgets.py), in one step:
+                    # a case page has four of these.
+                    return Markup('<input name="%s" type="hidden" value="%s">') % (field.name, field._value())
                 render_kw = {**render_kw, "id": False}
             return super().render_field(field, render_kw)
 
@@ -115,6 +119,29 @@ class Select(widgets.Select):
     list has two hundred options, a case page thirty, and that was most of what drawing its
     forms cost (bench/profile_case.py). The markup is the library's (tests/test_form_widgets.py
     compares the two); an option with attributes of its own goes to the library's writer."""
+
+    def __call__(self, field, **kwargs):
+        # The library's, with the attributes written by html_attributes and render_option
+        # called directly (the library inspects its signature on every select it draws).
+        kwargs.setdefault("id", field.id)
+        if self.multiple:
+            kwargs["multiple"] = True
+        flags = getattr(field, "flags", {})
+        for k in dir(flags):
+            if k in self.validation_attrs and k not in kwargs:
+                kwargs[k] = getattr(flags, k)
+        html = [Markup("<select %s>") % html_attributes(name=field.name, **kwargs)]
+        if field.has_groups():
+            for optgroup, choices in field._iter_groups_normalized():
+                if optgroup is not None:
+                    html.append(Markup("<optgroup %s>") % html_attributes(label=optgroup))
+                html.extend(self.render_option(choice) for choice in choices)
+                if optgroup is not None:
+                    html.append("</optgroup>")
+        else:
+            html.extend(self.render_option(choice) for choice in field._iter_choices_normalized())
+        html.append("</select>")
+        return Markup("".join(html))
 
     @classmethod
     def render_option(cls, choice, **kwargs):
