@@ -10,6 +10,7 @@ statements per request and the top entries by cumulative and by own time, and ap
 bench/results/profile_case.txt.
 
     .venv/bin/python bench/profile_case.py [URL] [--requests 300] [--label TEXT] [--wall] [--dump FILE] [--html PREFIX] [--statements]
+    py-spy record -f raw -o case.txt -- .venv/bin/python bench/profile_case.py --sample 60
 """
 from __future__ import annotations
 
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="another page to profile as the reviewer, e.g. '/review/queue?sort=transfer' "
                          "({case} is the case's id)")
     ap.add_argument("--trial", action="store_true", help="print only: append nothing to bench/results")
+    ap.add_argument("--sample", type=float, metavar="SECONDS",
+                    help="only request the page, unprofiled, for SECONDS, then stop: for a sampling "
+                         "profiler outside (py-spy record -- python bench/profile_case.py --sample 60)")
     args = ap.parse_args(argv)
     url = database_url(args.url, "ttr_bench_profile_case")
     tmp = Path(tempfile.mkdtemp(prefix="ttr-bench-profile-case-"))
@@ -166,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(30):  # warm: caches, prepared statements, templates
             assert client.get(path).status_code == 200, path
         statements = count_statements(app, client, path, args.statements)
+        if args.sample:
+            end, n = time.monotonic() + args.sample, 0
+            while time.monotonic() < end:
+                client.get(path)
+                n += 1
+            print(f"GET {path}: {n} requests in {args.sample} s, {statements} SQL statements each")
+            return 0
         prof = cProfile.Profile() if args.wall else cProfile.Profile(time.process_time)
         t0, c0 = time.perf_counter(), time.process_time()
         prof.enable()
