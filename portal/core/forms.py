@@ -75,25 +75,35 @@ class BaseForm(FlaskForm):
                 if not render_kw and not field.render_kw:
                     # What the library writes for it (tests/test_form_widgets.py), in one step:
                     # a case page has four of these.
-                    return Markup('<input name="%s" type="hidden" value="%s">') % (field.name, field._value())
+                    return Markup(f'<input name="{escape(field.name)}" type="hidden" value="{escape(field._value())}">')
                 render_kw = {**render_kw, "id": False}
             return super().render_field(field, render_kw)
 
 
 def html_attributes(**kwargs) -> Markup:
-    """WTForms' ``html_params`` (the same output: tests/test_form_widgets.py), written with
-    ``%`` instead of ``Markup.format``, whose string.Formatter made it the costliest step of
-    drawing a text area."""
+    """WTForms' ``html_params`` (the same output: tests/test_form_widgets.py), written as one
+    plain string escaped piece by piece: the library's ``Markup.format`` per attribute made it
+    the costliest step of drawing a text area, and ``Markup %`` still wraps every piece."""
     parts = []
     for key, value in sorted(kwargs.items()):
         key = key.rstrip("_")
         if key.startswith(("data_", "aria_")):
             key = key.replace("_", "-")
         if value is True:
-            parts.append(key)
+            parts.append(str(escape(key)))
         elif value is not False:
-            parts.append(Markup('%s="%s"') % (key, escape(value).replace(Markup('"'), Markup("&quot;"))))
-    return Markup(" ").join(parts)
+            parts.append(f'{escape(key)}="{str.replace(escape(value), chr(34), "&quot;")}"')
+    return Markup(" ".join(parts))
+
+
+def _flag_attributes(widget, field, kwargs: dict) -> None:
+    """What the library's widgets take from ``dir(field.flags)``: the validation attributes set
+    on the field (``required``, ``maxlength``...), unless the call gave its own. A flag is an
+    instance attribute of ``Flags``; ``dir`` sorted every attribute of the class too."""
+    present = getattr(getattr(field, "flags", None), "__dict__", {})
+    for k in widget.validation_attrs:
+        if k in present and k not in kwargs:
+            kwargs[k] = present[k]
 
 
 class TextArea(widgets.TextArea):
@@ -101,11 +111,8 @@ class TextArea(widgets.TextArea):
 
     def __call__(self, field, **kwargs):
         kwargs.setdefault("id", field.id)
-        flags = getattr(field, "flags", {})
-        for k in dir(flags):
-            if k in self.validation_attrs and k not in kwargs:
-                kwargs[k] = getattr(flags, k)
-        return Markup("<textarea %s>\r\n%s</textarea>") % (html_attributes(name=field.name, **kwargs), field._value())
+        _flag_attributes(self, field, kwargs)
+        return Markup(f"<textarea {html_attributes(name=field.name, **kwargs)}>\r\n{escape(field._value())}</textarea>")
 
 
 class TextAreaField(_LibraryTextAreaField):
@@ -126,15 +133,12 @@ class Select(widgets.Select):
         kwargs.setdefault("id", field.id)
         if self.multiple:
             kwargs["multiple"] = True
-        flags = getattr(field, "flags", {})
-        for k in dir(flags):
-            if k in self.validation_attrs and k not in kwargs:
-                kwargs[k] = getattr(flags, k)
-        html = [Markup("<select %s>") % html_attributes(name=field.name, **kwargs)]
+        _flag_attributes(self, field, kwargs)
+        html = [f"<select {html_attributes(name=field.name, **kwargs)}>"]
         if field.has_groups():
             for optgroup, choices in field._iter_groups_normalized():
                 if optgroup is not None:
-                    html.append(Markup("<optgroup %s>") % html_attributes(label=optgroup))
+                    html.append(f"<optgroup {html_attributes(label=optgroup)}>")
                 html.extend(self.render_option(choice) for choice in choices)
                 if optgroup is not None:
                     html.append("</optgroup>")
@@ -148,10 +152,10 @@ class Select(widgets.Select):
         if kwargs or choice.render_kw:
             return super().render_option(choice, **kwargs)
         value = str(choice.value) if isinstance(choice.value, bool) else choice.value
-        label = escape(choice.label or choice.value)
-        if choice.selected:
-            return Markup('<option selected value="%s">%s</option>') % (value, label)
-        return Markup('<option value="%s">%s</option>') % (value, label)
+        # The library's html_params: the value escaped, then any quote a Markup value kept.
+        value = str.replace(escape(value), '"', "&quot;")
+        selected = " selected" if choice.selected else ""
+        return Markup(f'<option{selected} value="{value}">{escape(choice.label or choice.value)}</option>')
 
 
 class SelectField(_LibrarySelectField):
