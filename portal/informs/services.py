@@ -13,8 +13,9 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from portal.access.levels import LEVEL_LABELS, Level
@@ -83,10 +84,16 @@ def _text(value: str | None, field: str, message: str, *, required: bool = True)
     return v
 
 
-def for_report(session: Session, report: Report) -> list[Inform]:
+@lru_cache(maxsize=1)
+def _for_report_statement():
+    # Built once, the case bound at execution (the case page's statements: portal.reports.services).
     # The case is the caller's (already loaded): no join to it per inform.
-    return list(session.execute(select(Inform).where(Inform.report_id == report.id)
-                                .options(lazyload(Inform.report)).order_by(Inform.id)).scalars())
+    return (select(Inform).where(Inform.report_id == bindparam("report_id"))
+            .options(lazyload(Inform.report)).order_by(Inform.id))
+
+
+def for_report(session: Session, report: Report) -> list[Inform]:
+    return list(session.execute(_for_report_statement(), {"report_id": report.id}).scalars())
 
 
 def history(session: Session, inform: Inform) -> list[InformEvent]:

@@ -438,9 +438,22 @@ def _history(session, report, actor, name, source, target, comment) -> None:
 
 # A version's case is the one the caller holds (in the session's identity map): no join to it,
 # with its sealed working copy, per version row.
+# The case page's statements are built once, the case bound at execution: building one with
+# its options and its cache key cost 100-250 us of Python on every request (bench/profile_case.py).
+@lru_cache(maxsize=1)
+def _versions_statement():
+    return (select(ReportVersion).where(ReportVersion.report_id == bindparam("report_id"))
+            .options(lazyload(ReportVersion.report)).order_by(ReportVersion.number))
+
+
+@lru_cache(maxsize=1)
+def _history_statement():
+    return (select(ReportEvent, User.name).outerjoin(User, User.id == ReportEvent.actor_id)
+            .where(ReportEvent.report_id == bindparam("report_id")).order_by(ReportEvent.at, ReportEvent.id))
+
+
 def versions(session: Session, report: Report) -> list[ReportVersion]:
-    return list(session.execute(select(ReportVersion).where(ReportVersion.report_id == report.id)
-                                .options(lazyload(ReportVersion.report)).order_by(ReportVersion.number)).scalars())
+    return list(session.execute(_versions_statement(), {"report_id": report.id}).scalars())
 
 
 def version(session: Session, report: Report, number: int) -> ReportVersion | None:
@@ -450,9 +463,7 @@ def version(session: Session, report: Report, number: int) -> ReportVersion | No
 
 
 def history(session: Session, report: Report) -> list[tuple[ReportEvent, str | None]]:
-    rows = session.execute(
-        select(ReportEvent, User.name).outerjoin(User, User.id == ReportEvent.actor_id)
-        .where(ReportEvent.report_id == report.id).order_by(ReportEvent.at, ReportEvent.id)).all()
+    rows = session.execute(_history_statement(), {"report_id": report.id}).all()
     return [(e, name) for e, name in rows]
 
 
