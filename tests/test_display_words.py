@@ -110,6 +110,10 @@ def test_japanese_case_history_and_receipt_have_words_and_dates_not_codes(world)
         for msgid in ("Draft created", "Submitted", "Review started", "Request for information",
                       "Answered by the company"):
             assert ja(msgid) in history, msgid
+        # Oldest first, each step with who took it.
+        steps = [history.index(ja(msgid)) for msgid in ("Draft created", "Submitted", "Review started")]
+        assert steps == sorted(steps), history
+        assert world["filer"].name in history, history
         due = world["due"]
         assert ja("Response due %(date)s", date=f"{due.year}年{due.month}月{due.day}日") in history
     # The receipt is an official document: the era year first, then the western one.
