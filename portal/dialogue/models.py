@@ -37,16 +37,25 @@ class Message(CaseMaterial, Base):
     report = relationship("Report", lazy="joined")
 
     def access_labels(self):
-        from portal.access.policy import Labels
+        return self.labels_in(case_part(self.report))
 
-        from portal.access.policy import compartment_set
+    def labels_in(self, case: tuple[int, frozenset[str], bool]):
+        """This message's labels, what they take from its case given as ``case_part(report)``:
+        a case page labels each of its messages, all of one case."""
+        from portal.access.policy import Labels, compartment_set
 
-        report = self.report
-        return Labels(org_id=report.organisation_id, classification=self.classification,
-                      compartments=compartment_set(self.compartments) or report.case_compartments(),
+        org_id, case_compartments, facility_valid = case
+        return Labels(org_id=org_id, classification=self.classification,
+                      compartments=compartment_set(self.compartments) or case_compartments,
                       audience="company" if self.channel == EXTERNAL else "government",
-                      internal=self.channel == INTERNAL, frozen=True,
-                      audience_facility_valid=self.report.organisation.facility_clearance_valid(_today()))
+                      internal=self.channel == INTERNAL, frozen=True, audience_facility_valid=facility_valid)
+
+
+def case_part(report) -> tuple[int, frozenset[str], bool]:
+    """What a message's labels take from its case: the organisation, the case's compartments
+    and whether the company holds a valid facility clearance today."""
+    return (report.organisation_id, report.case_compartments(),
+            report.organisation.facility_clearance_valid(_today()))
 
 
 class ReadMark(Base):

@@ -21,7 +21,7 @@ from portal.core.service import Refused, ServiceError
 from portal.core.timeutil import today_jst
 from portal.notifications import notify
 from portal.dialogue import unread
-from portal.dialogue.models import EXTERNAL, INTERNAL, Message, ReadMark
+from portal.dialogue.models import EXTERNAL, INTERNAL, Message, ReadMark, case_part
 from portal.reports import services as reports
 from portal.reports import states as S
 from portal.reports.models import Report
@@ -270,8 +270,20 @@ def readable_threads(session: Session, report: Report, *, subject: Subject, user
     loaded, read_to = _threads(session, report, readable, reader_id=user_id)
     out = []
     moved = False
+    # Every message is decided on its own labels; messages with equal labels (the same level and
+    # compartments in the same channel: most of a thread) share one decision, which the policy
+    # makes from the labels, the person and the day alone.
+    case = case_part(report)
+    decided: dict[tuple, bool] = {}
+
+    def may_read(m: Message, action: Action) -> bool:
+        labels = m.labels_in(case)
+        if (action, labels) not in decided:
+            decided[action, labels] = decide(subject, action, labels, today=today).allowed
+        return decided[action, labels]
+
     for ch in readable:
-        msgs = [m for m in loaded.get(ch, []) if decide(subject, read_action(ch), m, today=today).allowed]
+        msgs = [m for m in loaded.get(ch, []) if may_read(m, read_action(ch))]
         for m in msgs:  # each file on its own labels too
             m.files = attachments.visible(m.files, subject=subject, today=today)
         if msgs:
