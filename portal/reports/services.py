@@ -468,7 +468,8 @@ def version(session: Session, report: Report, number: int) -> ReportVersion | No
 
 def history(session: Session, report: Report) -> list[tuple[Row, str | None]]:
     """The case's steps, oldest first: each a row (``at``, ``transition``, ``from_status``,
-    ``to_status``, ``comment``) and the name of who took it (None: the system)."""
+    ``to_status``, ``comment``) and the name of who took it (None: the system). Read through the
+    connection, without the ORM's autoflush: a step added in this session shows once flushed."""
     rows = session.connection().execute(_history_statement(), {"report_id": report.id}).all()
     return [(row, row.name) for row in rows]
 
