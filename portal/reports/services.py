@@ -436,12 +436,12 @@ def _history(session, report, actor, name, source, target, comment) -> None:
 
 # ------------------------------------------------------------------ reading
 
-# A version's case is the one the caller holds (in the session's identity map): no join to it,
-# with its sealed working copy, per version row.
 # The case page's statements are built once, the case bound at execution: building one with
 # its options and its cache key cost 100-250 us of Python on every request (bench/profile_case.py).
 @lru_cache(maxsize=1)
 def _versions_statement():
+    # A version's case is the one the caller holds (in the session's identity map): no join to
+    # it, with its sealed working copy, per version row.
     return (select(ReportVersion).where(ReportVersion.report_id == bindparam("report_id"))
             .options(lazyload(ReportVersion.report)).order_by(ReportVersion.number))
 
