@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label", default="")
     ap.add_argument("--dump", help="also write each path's raw profile to DUMP-<n>.prof (for pstats' callers)")
     ap.add_argument("--trial", action="store_true", help="print only: append nothing to bench/results")
+    ap.add_argument("--plain", type=int, default=0, metavar="N",
+                    help="also time N requests of each path without the profiler, calling the WSGI app directly "
+                         "as a gunicorn worker does (best of 5 rounds): the figure a change is judged by")
     ap.add_argument("--wall", action="store_true",
                     help="profile wall-clock time (default: this process's CPU time, steadier on a shared machine)")
     args = ap.parse_args(argv)
@@ -88,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             cpu_ms = (time.process_time() - c0) * 1000 / args.requests
             if who.get(path).status_code != 200:
                 raise RuntimeError(f"GET {path}: no longer 200")
+            if args.plain:
+                out.write(f"\n--- GET {path}{'' if who is client else ' (no cookie)'}: "
+                          "{:.1f} µs per request ({:.1f} µs CPU) without the profiler ".format(
+                              *_plain_us(app, who, path, args.plain)) +
+                          f"(best of 5 rounds of {args.plain})\n")
             out.write(f"\n--- GET {path}{'' if who is client else ' (no cookie)'}: {ms:.3f} ms per request under the profiler "
                       f"({cpu_ms:.3f} ms CPU)\n")
             for key in ("cumulative", "tottime"):
@@ -106,6 +114,31 @@ def main(argv: list[str] | None = None) -> int:
         if created:
             drop_database(url)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _plain_us(app, client, path: str, n: int) -> float:
+    """Microseconds per request (wall-clock, this process's CPU) of the app alone: one environ built as the test client builds it
+    (with its cookie), then ``app(environ, start_response)`` and the body drained, n times."""
+    from werkzeug.test import EnvironBuilder
+
+    builder = EnvironBuilder(path=path)
+    environ = builder.get_environ()
+    client._add_cookies_to_wsgi(environ)
+    builder.close()
+
+    def start_response(status, headers, exc_info=None):
+        return None
+
+    best = (float("inf"), float("inf"))
+    for _ in range(5):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            body = app(dict(environ), start_response)
+            for _chunk in body:
+                pass
+            getattr(body, "close", lambda: None)()
+        best = min(best, ((time.perf_counter() - t0) * 1e6 / n, (time.process_time() - c0) * 1e6 / n))
+    return best
 
 
 if __name__ == "__main__":

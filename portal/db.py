@@ -198,6 +198,12 @@ def session() -> Session:
     return g.db_session
 
 
+def opened_session() -> Session | None:
+    """The current request's session if something opened it, else None (without opening one:
+    a request that needs no ORM session, the signed-in floor, builds and closes none)."""
+    return g.get("db_session")
+
+
 def commit() -> None:
     session().commit()
 

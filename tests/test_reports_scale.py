@@ -10,24 +10,21 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import sign_in
+from tests.sql_seen import statements_sent
 from tests.reports_helpers import fill_all, new_report, submit
 
 
 @contextmanager
 def count_queries(engine):
+    """Every statement the block sends, the request's principal read included (tests.sql_seen)."""
     counter = {"n": 0, "statements": []}
 
-    def _before(conn, cursor, statement, params, context, executemany):
-        if statement.startswith("BEGIN"):  # SQLite's transaction control, not a query
-            return
+    def _seen(statement, _params, _autocommit):
         counter["n"] += 1
         counter["statements"].append(statement)
 
-    sa.event.listen(engine, "before_cursor_execute", _before)
-    try:
+    with statements_sent(engine, _seen):
         yield counter
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", _before)
 
 
 def _bulk_reports(app, org_id: int, user_id: int, n: int, start: int, status="submitted"):

@@ -5,26 +5,21 @@ requests still bites on the second."""
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
 from portal import db
 from portal.auth.sessions import revoke_user
+from tests.sql_seen import statements_sent
 
 
 @pytest.fixture
 def statements(app):
-    """Every statement the app sends: its text and whether the connection was in autocommit."""
+    """Every statement the app sends (seen by the driver, tests.sql_seen): its text and whether
+    the connection was in autocommit."""
     if app.extensions["db_engine"].dialect.name != "postgresql":
         pytest.skip("the autocommitted principal read is PostgreSQL's (SQLite's BEGIN costs no round trip)")
     seen: list[tuple[str, bool]] = []
-
-    def before(conn, _cursor, statement, _params, _context, _many):
-        seen.append((statement, conn.connection.dbapi_connection.autocommit))
-
-    engine = app.extensions["db_engine"]
-    sa.event.listen(engine, "before_cursor_execute", before)
-    yield seen
-    sa.event.remove(engine, "before_cursor_execute", before)
+    with statements_sent(app.extensions["db_engine"], lambda sql, _params, auto: seen.append((sql, auto))):
+        yield seen
 
 
 def _principal(seen):
@@ -113,3 +108,102 @@ def test_the_signed_in_user_built_from_the_session_read_is_stored_when_changed(a
         stored = db.session().get(User, user.id)
         assert stored.locale == "en" and stored.created_at is not None
     assert 'lang="en"' in client.get("/account").get_data(as_text=True)
+
+
+def _cookie_digest(client) -> str:
+    from portal.auth.sessions import COOKIE_NAME, digest
+
+    return digest(client.get_cookie(COOKIE_NAME).value)
+
+
+def test_the_driver_read_returns_what_sqlalchemy_reads(app, signed_in, factory, statements):
+    """The principal read sent to psycopg itself (the signed-in floor, issue 20) comes back with
+    the same values, types and time zones as the same statement run through SQLAlchemy: a user
+    with an organisation under facility clearance, a grant in force, 2FA and an unread
+    notification; a session whose user is disabled; no session."""
+    from datetime import timezone
+
+    from portal.auth import principal
+    from portal.auth.models import User
+    from portal.notifications.models import Notification
+    from tests.reports_helpers import new_report
+
+    user = factory.user("filer", totp=True)
+    client = signed_in(user)
+    rid = new_report(client)
+    with app.app_context():
+        s = db.session()
+        s.add(Notification(user_id=user.id, report_id=rid, kind="message"))
+        s.commit()
+    engine = app.extensions["db_engine"]
+
+    def both(session_id):
+        with engine.connect() as conn:
+            through_sqlalchemy = principal.load(conn.execution_options(isolation_level="AUTOCOMMIT"), session_id)
+        return through_sqlalchemy, principal.load_autocommitted(engine, session_id)
+
+    with app.app_context():
+        expected, got = both(_cookie_digest(client))
+        assert got == expected and got is not None
+        (row, who), (want_row, want_who) = got, expected
+        assert who.user_id == user.id and who.grant is not None and who.unread_notifications == 1
+        assert (who.user_row, who.org_row) == (want_who.user_row, want_who.org_row)
+        assert who.org_row[3] is not None and who.user_row[8] is not None  # clearance from, 2FA since
+        values = [*row, *who.user_row, *who.org_row, *who.grant]
+        assert [type(v) for v in values] == [type(v) for v in [*want_row, *want_who.user_row, *want_who.org_row,
+                                                                 *want_who.grant]]
+        assert all(v.tzinfo is timezone.utc for v in (row.created_at, row.last_seen_at, who.grant[1]))
+
+        s = db.session()
+        s.get(User, user.id).active = False
+        s.commit()
+        expected, got = both(_cookie_digest(client))
+        assert got == expected and got[1].user_id is None
+        assert both("0" * 64) == (None, None)
+
+
+def _backend_of_pooled_connection(engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+
+def test_a_pooled_connection_broken_under_the_driver_read_is_dropped_and_the_request_is_served(
+        app, signed_in, factory, statements):
+    """The database ends the connection the pool would hand the session read (what a restart or
+    an idle timeout does): that request is still served signed in, read again on a fresh
+    connection, and the broken one never goes back to the pool."""
+    user = factory.user("filer")
+    client = signed_in(user)
+    engine = app.extensions["db_engine"]
+    doomed = _backend_of_pooled_connection(engine)
+    assert _backend_of_pooled_connection(engine) == doomed  # LIFO: the same one comes back
+    import psycopg
+
+    with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as other:  # outside the pool: not the doomed one
+        other.execute("SELECT pg_terminate_backend(%s)", (doomed,))
+    # The terminated connection is the next checkout (LIFO), and the session read is not pinged.
+    statements.clear()
+    resp = client.get("/account")
+    assert resp.status_code == 200 and user.email in resp.get_data(as_text=True)
+    assert len(_principal(statements)) == 2, statements  # the failed read and the one through SQLAlchemy
+    assert _backend_of_pooled_connection(engine) != doomed
+
+
+def test_a_trivial_signed_in_request_opens_no_orm_session(app, signed_in, factory, monkeypatch):
+    """/livez reads the principal and nothing else: it builds no ORM session to close again
+    (a tenth of the floor's own work), and a page that does read still commits its session."""
+    client = signed_in(factory.user("filer"))
+    made = []
+    real = app.extensions["db_sessionmaker"]
+
+    def counted():
+        made.append(1)
+        return real()
+
+    monkeypatch.setitem(app.extensions, "db_sessionmaker", counted)
+    assert client.get("/livez").status_code == 200
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        assert made == []
+    assert client.get("/reports").status_code == 200
+    assert made

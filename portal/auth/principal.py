@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Callable, NamedTuple
 
 from flask import g, session
-from sqlalchemy import Connection, Integer, bindparam, literal, select
+from sqlalchemy import Connection, Engine, Integer, bindparam, literal, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -89,7 +89,57 @@ def _statement():
 def load(conn: Connection, session_id: str) -> tuple[SessionRow, Principal] | None:
     """The session row and its principal, or None for no such session. A disabled user's
     session has no principal user: it is signed out on its very next request."""
-    row = conn.execute(_statement(), {"session_id": session_id}).first()
+    return _principal_of(conn.execute(_statement(), {"session_id": session_id}).first())
+
+
+class _DriverForm(NamedTuple):
+    sql: str
+    params: dict
+    processors: tuple  # (column index, SQLAlchemy's result processor) for the columns that have one
+
+
+@lru_cache(maxsize=4)
+def _driver_form(dialect) -> _DriverForm:
+    """The statement as SQLAlchemy compiles it for ``dialect`` (the text it would send, its
+    constant parameters) and each column's result processor, the ones SQLAlchemy applies."""
+    statement = _statement()
+    compiled = statement.compile(dialect=dialect)
+    processors = ((i, c.type.dialect_impl(dialect).result_processor(dialect, None))
+                  for i, c in enumerate(statement.selected_columns))
+    return _DriverForm(compiled.string, dict(compiled.params), tuple((i, p) for i, p in processors if p is not None))
+
+
+def load_autocommitted(engine: Engine, session_id: str) -> tuple[SessionRow, Principal] | None:
+    """``load`` on a pooled PostgreSQL connection of its own in autocommit, the statement sent
+    through the driver (psycopg): SQLAlchemy's execution around the same text, its Connection, its
+    autocommit option and its result object, cost twice the driver's CPU on the one statement
+    every signed-in request runs (bench/profile_floor.py --plain: 164 against 69 µs), and what
+    comes back is the same row: the same compiled text, parameters and result processors. A driver
+    error invalidates the connection and is raised as it came (the caller reads again through
+    SQLAlchemy, whose errors the rest of the portal knows)."""
+    form = _driver_form(engine.dialect)
+    pooled = engine.raw_connection()  # the pool's checkout, its events and its ping rules
+    try:
+        dbapi = pooled.dbapi_connection
+        dbapi.autocommit = True
+        try:
+            row = dbapi.execute(form.sql, {**form.params, "session_id": session_id}).fetchone()
+        finally:
+            dbapi.autocommit = False  # as the pool hands it to the next checkout
+    except BaseException:
+        pooled.invalidate()
+        raise
+    finally:
+        pooled.close()
+    if row is None:
+        return None
+    values = list(row)
+    for i, process in form.processors:
+        values[i] = process(values[i])
+    return _principal_of(tuple(values))
+
+
+def _principal_of(row) -> tuple[SessionRow, Principal] | None:
     if row is None:
         return None
     sess = SessionRow(*row[_SESSION])

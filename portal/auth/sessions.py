@@ -86,18 +86,19 @@ class DatabaseSessionInterface(SessionInterface):
             return ServerSession()
 
     def _load(self, app, token: str) -> ServerSession:
-        s = db.session()
         db.first_statement_retried()
         try:
-            loaded = _read_principal(s, token)
+            loaded = _read_principal(token)
         except DBAPIError as e:
             if not e.connection_invalidated:
                 raise
             # A pooled connection that a database restart broke (the pool now replaces every
             # connection as old as it): the read changes nothing, so it runs once more, on a
             # connection that is pinged as usual.
-            s.rollback()
-            loaded = _read_principal(s, token)
+            opened = db.opened_session()
+            if opened is not None:
+                opened.rollback()
+            loaded = _read_principal(token)
         finally:
             db.first_statement_done()
         if loaded is None:
@@ -107,6 +108,7 @@ class DatabaseSessionInterface(SessionInterface):
         cfg = app.config
         if (now - row.last_seen_at > timedelta(minutes=cfg["SESSION_IDLE_MINUTES"])
                 or now - row.created_at > timedelta(hours=cfg["SESSION_ABSOLUTE_HOURS"])):
+            s = db.session()
             s.execute(delete(UserSession).where(UserSession.id == _digest(token)))
             s.commit()
             g.session_expired = row.user_id is not None
@@ -140,29 +142,27 @@ class DatabaseSessionInterface(SessionInterface):
                 become_unavailable(response)
 
     def _save(self, app, session: ServerSession, response) -> None:
-        s = db.session()
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
         secure = app.config["SESSION_COOKIE_SECURE"]
-        if s.in_transaction():
+        opened = db.opened_session()  # a request that wrote nothing may have opened none
+        if opened is not None and opened.in_transaction():
             # The view did not commit: whatever it did is discarded before we write.
-            s.rollback()
-        if session.destroyed or (not session and session.token and session.modified):
-            if session.token:
-                s.execute(delete(UserSession).where(UserSession.id == _digest(session.token)))
-                s.commit()
-            response.delete_cookie(COOKIE_NAME, domain=domain, path=path, secure=secure,
-                                   httponly=True, samesite="Lax")
-            return
+            opened.rollback()
         if not session.modified and session.token is None:
             return
         now = utcnow()
         last_seen = getattr(session, "last_seen_at", None)
         if (not session.modified and session.token is not None and last_seen is not None
                 and now - last_seen < TOUCH_INTERVAL):
-            # Nothing changed and the idle clock was reset less than a minute ago: no write.
-            if s.in_transaction():
+            return  # nothing changed and the idle clock was reset less than a minute ago: no write
+        s = db.session()
+        if session.destroyed or (not session and session.token and session.modified):
+            if session.token:
+                s.execute(delete(UserSession).where(UserSession.id == _digest(session.token)))
                 s.commit()
+            response.delete_cookie(COOKIE_NAME, domain=domain, path=path, secure=secure,
+                                   httponly=True, samesite="Lax")
             return
         user_id = session.get("_user_id")
         user_id = int(user_id) if user_id is not None and str(user_id).isdigit() else None
@@ -186,17 +186,27 @@ class DatabaseSessionInterface(SessionInterface):
                             samesite="Lax", path=path, domain=domain)
 
 
-def _read_principal(s, token: str):
+def _read_principal(token: str):
     """On PostgreSQL the principal is read in autocommit, on a connection of its own that goes
     straight back to the pool: a single statement is atomic by itself, so BEGIN and COMMIT
     around it would be two more round trips on every signed-in request (half of the floor,
     bench/profile_floor.py) and guard nothing, and the ORM session is not involved at all. It
-    is still read afresh on every request, so a revocation, a role or a clearance change bites
-    on the next one; the view's work runs in a transaction of its own. SQLite keeps its
-    transaction: its BEGIN IMMEDIATE costs no round trip."""
-    if s.in_transaction() or s.get_bind().dialect.name != "postgresql":
-        return principal.load(s.connection(), _digest(token))
-    with s.get_bind().connect() as conn:
+    is sent through the driver (``principal.load_autocommitted``); should the driver fail (a
+    connection a database restart broke, the database gone), the read runs once more through
+    SQLAlchemy, which pings its connection and raises the errors the portal's outage handling
+    knows. It is still read afresh on every request, so a revocation, a role or a clearance
+    change bites on the next one; the view's work runs in a transaction of its own. SQLite keeps
+    its transaction: its BEGIN IMMEDIATE costs no round trip."""
+    engine = db.engine()
+    opened = db.opened_session()
+    if (opened is not None and opened.in_transaction()) or engine.dialect.name != "postgresql":
+        return principal.load(db.session().connection(), _digest(token))
+    if engine.dialect.driver == "psycopg":
+        try:
+            return principal.load_autocommitted(engine, _digest(token))
+        except engine.dialect.loaded_dbapi.Error:
+            pass
+    with engine.connect() as conn:
         return principal.load(conn.execution_options(isolation_level="AUTOCOMMIT"), _digest(token))
 
 

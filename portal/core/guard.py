@@ -159,12 +159,14 @@ def has_nul(form) -> bool:
 
 
 def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str | None, back, answer=None):
-    s = db.session()
+    # The request's ORM session is opened by whatever first needs it, not here: a route that
+    # reads nothing (/livez) opens and closes none.
     try:
         response = view(*args, **kwargs)
     except Refused as e:
         refuse(action, e.reason, conceal=e.conceal, obj=obj)
     except ServiceError as e:
+        s = db.session()
         s.rollback()
         g.pop("after_commit", None)
         audit(event or f"{request.endpoint}", outcome="failure", reason=e.reason, **_identity(obj))
@@ -174,7 +176,9 @@ def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str |
         flash(e.message, "error")
         return redirect(back(obj) if back is not None else _default_back(obj))
     except BaseException:
-        s.rollback()
+        opened = db.opened_session()
+        if opened is not None:
+            opened.rollback()
         g.pop("after_commit", None)
         raise
     token = g.get("api_token")
@@ -183,7 +187,8 @@ def _act(view: Callable, args: tuple, kwargs: dict, *, action, obj, event: str |
         # records its own event, which names the token too).
         audit("api.token.use", target_type="api_token", target_id=token.id, org_id=token.organisation_id,
               details={"endpoint": request.endpoint, "method": request.method})
-    if s.in_transaction():  # a page that read nothing (/livez) has nothing to commit
+    s = db.opened_session()
+    if s is not None and s.in_transaction():  # a page that read nothing (/livez) has nothing to commit
         s.commit()
     for fn in g.pop("after_commit", ()):
         fn()
