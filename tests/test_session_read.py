@@ -207,3 +207,24 @@ def test_a_trivial_signed_in_request_opens_no_orm_session(app, signed_in, factor
         assert made == []
     assert client.get("/reports").status_code == 200
     assert made
+
+
+def test_no_connection_to_be_had_answers_the_outage_page_without_a_second_attempt(app, signed_in, factory,
+                                                                                   statements, monkeypatch):
+    """The database refuses connections: the signed-in request answers the portal's 503 page
+    after one attempt to connect, not two (the read through SQLAlchemy is for a connection the
+    driver read had and lost, not for one it never got)."""
+    import psycopg
+
+    client = signed_in(factory.user("filer"))
+    engine = app.extensions["db_engine"]
+    attempts = []
+
+    def refused(*_a, **_kw):
+        attempts.append("checkout")
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(engine, "raw_connection", refused)
+    monkeypatch.setattr(engine, "connect", refused)
+    resp = client.get("/account")
+    assert resp.status_code == 503 and attempts == ["checkout"]

@@ -18,6 +18,7 @@ from typing import Any, Callable, NamedTuple
 
 from flask import g, session
 from sqlalchemy import Connection, Engine, Integer, bindparam, literal, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -70,6 +71,7 @@ def count_notifications_with(builder: Callable[[Any], Any]) -> None:
     global _unread_notifications
     _unread_notifications = builder
     _statement.cache_clear()
+    _driver_form.cache_clear()
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +103,9 @@ class _DriverForm(NamedTuple):
 @lru_cache(maxsize=4)
 def _driver_form(dialect) -> _DriverForm:
     """The statement as SQLAlchemy compiles it for ``dialect`` (the text it would send, its
-    constant parameters) and each column's result processor, the ones SQLAlchemy applies."""
+    constant parameters) and each column's result processor, the ones SQLAlchemy applies. The
+    processors are asked for without the driver's column type, which the principal's columns
+    (integers, text, booleans, dates and UTC times) do not need."""
     statement = _statement()
     compiled = statement.compile(dialect=dialect)
     processors = ((i, c.type.dialect_impl(dialect).result_processor(dialect, None))
@@ -109,16 +113,27 @@ def _driver_form(dialect) -> _DriverForm:
     return _DriverForm(compiled.string, dict(compiled.params), tuple((i, p) for i, p in processors if p is not None))
 
 
+class DriverReadFailed(Exception):
+    """The driver failed the read on a connection it had (a database restart broke it): that
+    connection is dropped, and the caller reads again through SQLAlchemy."""
+
+
 def load_autocommitted(engine: Engine, session_id: str) -> tuple[SessionRow, Principal] | None:
     """``load`` on a pooled PostgreSQL connection of its own in autocommit, the statement sent
     through the driver (psycopg): SQLAlchemy's execution around the same text, its Connection, its
     autocommit option and its result object, cost twice the driver's CPU on the one statement
     every signed-in request runs (bench/profile_floor.py --plain: 164 against 69 µs), and what
-    comes back is the same row: the same compiled text, parameters and result processors. A driver
-    error invalidates the connection and is raised as it came (the caller reads again through
-    SQLAlchemy, whose errors the rest of the portal knows)."""
+    comes back is the same row: the same compiled text, parameters and result processors.
+
+    No connection to be had (the database away) raises SQLAlchemy's error, as its own checkout
+    would, for the portal's outage handling; a driver error on the connection it had raises
+    ``DriverReadFailed``."""
     form = _driver_form(engine.dialect)
-    pooled = engine.raw_connection()  # the pool's checkout, its events and its ping rules
+    driver_error = engine.dialect.loaded_dbapi.Error
+    try:
+        pooled = engine.raw_connection()  # the pool's checkout, its events and its ping rules
+    except driver_error as e:
+        raise DBAPIError.instance(None, None, e, driver_error, dialect=engine.dialect) from e
     try:
         dbapi = pooled.dbapi_connection
         dbapi.autocommit = True
@@ -126,6 +141,9 @@ def load_autocommitted(engine: Engine, session_id: str) -> tuple[SessionRow, Pri
             row = dbapi.execute(form.sql, {**form.params, "session_id": session_id}).fetchone()
         finally:
             dbapi.autocommit = False  # as the pool hands it to the next checkout
+    except driver_error as e:
+        pooled.invalidate(e)
+        raise DriverReadFailed(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
     except BaseException:
         pooled.invalidate()
         raise

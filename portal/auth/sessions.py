@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from datetime import timedelta
 
@@ -21,6 +22,8 @@ from portal import db
 from portal.auth import principal
 from portal.auth.models import UserSession
 from portal.db import utcnow
+
+log = logging.getLogger(__name__)
 
 COOKIE_NAME = "ttr_session"
 API_PREFIX = "/api/"
@@ -92,9 +95,9 @@ class DatabaseSessionInterface(SessionInterface):
         except DBAPIError as e:
             if not e.connection_invalidated:
                 raise
-            # A pooled connection that a database restart broke (the pool now replaces every
-            # connection as old as it): the read changes nothing, so it runs once more, on a
-            # connection that is pinged as usual.
+            # A pooled connection that a database restart broke (SQLAlchemy's read; the pool
+            # now replaces every connection as old as it): the read changes nothing, so it runs
+            # once more, on a connection that is pinged as usual.
             opened = db.opened_session()
             if opened is not None:
                 opened.rollback()
@@ -204,8 +207,10 @@ def _read_principal(token: str):
     if engine.dialect.driver == "psycopg":
         try:
             return principal.load_autocommitted(engine, _digest(token))
-        except engine.dialect.loaded_dbapi.Error:
-            pass
+        except principal.DriverReadFailed as e:
+            # After a restart each pooled connection fails once here (SQLAlchemy's own read
+            # would have dropped them all at once): the pinged read below serves the request.
+            log.warning("session read on a broken pooled connection, read again: %s", e)
     with engine.connect() as conn:
         return principal.load(conn.execution_options(isolation_level="AUTOCOMMIT"), _digest(token))
 
