@@ -8,6 +8,7 @@ from markupsafe import Markup
 from portal.access.levels import Level, Role
 from portal.access.policy import Action
 from portal.core import labels
+from portal.core.deadline_markup import draw_dated, draw_deadline
 from portal.core.form_markup import error_mark, field
 from portal.core.guard import can
 from portal.core.i18n import gettext as _, language
@@ -151,6 +152,8 @@ def init_app(app) -> None:
     app.jinja_env.filters["level_label"] = _level_label
     app.jinja_env.globals["error_mark"] = error_mark
     app.jinja_env.globals["field"] = field
+    app.jinja_env.globals["draw_deadline"] = draw_deadline
+    app.jinja_env.globals["draw_dated"] = draw_dated
 
     @app.context_processor
     def _globals():

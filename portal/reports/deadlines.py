@@ -41,7 +41,7 @@ class Deadline:
 
 @dataclass(frozen=True, slots=True)
 class Shown:
-    """A deadline as a page shows it (``templates/macros/deadline.html``)."""
+    """A deadline as a page shows it (``portal.core.deadline_markup``)."""
     kind: str
     text: str
     overdue: bool
