@@ -194,10 +194,10 @@ def _read_principal(token: str):
     straight back to the pool: a single statement is atomic by itself, so BEGIN and COMMIT
     around it would be two more round trips on every signed-in request (half of the floor,
     bench/profile_floor.py) and guard nothing, and the ORM session is not involved at all. It
-    is sent through the driver (``principal.load_autocommitted``); should the driver fail (a
-    connection a database restart broke, the database gone), the read runs once more through
-    SQLAlchemy, which pings its connection and raises the errors the portal's outage handling
-    knows. It is still read afresh on every request, so a revocation, a role or a clearance
+    is sent through the driver (``principal.load_autocommitted``); should the driver fail on the
+    connection it had (one a database restart broke), the read runs once more through
+    SQLAlchemy, on a pinged connection. No connection to be had at all (the database gone) is
+    raised at once as SQLAlchemy's error, which the portal's outage handling knows. It is still read afresh on every request, so a revocation, a role or a clearance
     change bites on the next one; the view's work runs in a transaction of its own. SQLite keeps
     its transaction: its BEGIN IMMEDIATE costs no round trip."""
     engine = db.engine()
