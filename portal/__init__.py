@@ -18,9 +18,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder="static",
     )
-    from portal.core.localised_templates import LocalisedEnvironment
+    from portal.core import localised_templates
 
-    app.jinja_environment = LocalisedEnvironment  # before anything makes app.jinja_env
+    localised_templates.init_app(app)  # before anything makes app.jinja_env
     secret = settings.secret_key
     if secret is None:
         if settings.env == "production":

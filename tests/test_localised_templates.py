@@ -28,10 +28,14 @@ def _messages() -> list[str]:
 
 
 def _call(msgid: str) -> str:
-    """``_("…", name=value, …)`` in template syntax, values a hostile string or a number."""
-    args = "".join(f", {name}={'7' if kind == 'd' else json.dumps(HOSTILE)}"
+    """``_("…", name=value, …)`` in template syntax, the values the render's ``hostile`` string
+    or ``number``, so that they are formatted in as the page renders."""
+    args = "".join(f", {name}={'number' if kind == 'd' else 'hostile'}"
                    for name, kind in dict(PLACEHOLDER.findall(msgid)).items())
     return f"{{{{ _({json.dumps(msgid)}{args}) }}}}"
+
+
+VALUES = {"hostile": HOSTILE, "number": 7}
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
@@ -46,21 +50,21 @@ def test_every_message_says_what_the_run_time_call_says(app, lang):
                 calls.append(_call(m))
                 continue
             try:
-                app.jinja_env.from_string(_call(m)).render()
+                app.jinja_env.from_string(_call(m)).render(VALUES)
             except ValueError:  # a "%" meant for Python's formatting: fails in a template either way
                 with pytest.raises(ValueError):
-                    folded.from_string(_call(m)).render()
+                    folded.from_string(_call(m)).render(VALUES)
                 continue
             calls.append(_call(m))
         assert len(calls) > 500
         source = "\n".join(calls)
         unescaped = "{% autoescape false %}" + source + "{% endautoescape %}"
         assert folded is not app.jinja_env and folded.language == lang
-        escaped = folded.from_string(source).render()
-        assert escaped == app.jinja_env.from_string(source).render()
+        escaped = folded.from_string(source).render(VALUES)
+        assert escaped == app.jinja_env.from_string(source).render(VALUES)
         assert "&lt;b class=&#34;x&#34;&gt;&amp;amp;&#39;&lt;/b&gt;" in escaped and HOSTILE not in escaped
-        raw = folded.from_string(unescaped).render()
-        assert raw == app.jinja_env.from_string(unescaped).render()
+        raw = folded.from_string(unescaped).render(VALUES)
+        assert raw == app.jinja_env.from_string(unescaped).render(VALUES)
         assert HOSTILE in raw
 
 
@@ -81,6 +85,35 @@ def test_a_literal_message_is_not_looked_up_when_the_page_renders(app):
             app.jinja_env.globals.update(_=saved[0], gettext=saved[1])
 
 
+# A message wherever a template may put one. Text with "&" and "'" shows a message escaped
+# twice or not at all; a constant join (~) or a filter is where Jinja folds constants.
+PLACES = [
+    '{{ _("M&A / capital tie-up") }}|{{ _("Enter the person\'s name.") }}',
+    '{{ _("M&A / capital tie-up") ~ ":" }}|{{ (_("M&A / capital tie-up") ~ " x")|paren }}',
+    '{{ _("M&A / capital tie-up")|upper }}|{{ _("Send")|length }}|{{ _("M&A / capital tie-up")|e }}',
+    '{% set l = _("M&A / capital tie-up") %}{{ l }}{{ l ~ "&" }}|{% set m = _("Send") ~ "" %}{{ m }}',
+    '{{ _("M&A / capital tie-up") if flag else _("Send") }}|{{ _("Send") if not flag }}|{{ "<" if flag else _("Send") }}',
+    '{{ _("Page %(n)d of %(total)d", n=number, total=number) }}|{{ _("%(n)d reports", n=hostile|length) }}',
+    '{% macro box(t) %}[{{ t }}]{{ caller() if caller }}{% endmacro %}{{ box(_("M&A / capital tie-up")) }}'
+    '{% call box(_("Send")) %}{{ _("M&A / capital tie-up") }}{% endcall %}',
+    '{% filter upper %}{{ _("Send") }}{{ _("M&A / capital tie-up") }}{% endfilter %}'
+    '|{% set block %}{{ _("M&A / capital tie-up") }}{% endset %}{{ block }}',
+    '{% for w in [hostile] %}{{ _("Send") }}{{ w }}{{ loop.index }}{% endfor %}',
+    '{% autoescape false %}{{ _("M&A / capital tie-up") ~ hostile }}{{ _("Send") if flag }}{% endautoescape %}',
+    '{% include "reports/_pager.html" %}',
+]
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+@pytest.mark.parametrize("text", PLACES)
+def test_a_message_anywhere_in_a_template_says_what_the_run_time_call_says(app, lang, text):
+    values = {**VALUES, "flag": True, "page": type("P", (), {"page": 2, "pages": 3, "total": 9})(), "args": {}}
+    with app.test_request_context("/reports"), force_locale(lang):
+        at_run_time = app.jinja_env.from_string(text).render(values)
+        assert app.jinja_env.for_language(lang).from_string(text).render(values) == at_run_time
+        assert at_run_time.strip()
+
+
 def test_a_message_that_is_not_a_literal_is_still_translated_when_it_runs(app):
     with app.test_request_context("/"), force_locale("ja"):
         template = app.jinja_env.for_language("ja").from_string("{{ _(word) }}|{{ _('Se' ~ rest) }}")
@@ -95,6 +128,8 @@ def test_a_message_that_is_not_a_literal_is_still_translated_when_it_runs(app):
     "{% macro m(_) %}{% endmacro %}",
     "{% with _ = 2 %}{% endwith %}",
     '{% from "macros/forms.html" import field as _ %}',
+    "{% macro gettext(s) %}[{{ s }}]{% endmacro %}",
+    '{% import "macros/forms.html" as _ %}',
 ])
 def test_a_template_may_not_rebind_the_message_function(app, text):
     with app.test_request_context("/"):
@@ -125,3 +160,23 @@ def test_a_page_forced_into_another_language_is_compiled_for_that_language(app):
         in_japanese = gettext("Error code: %(code)s", code=418)
     assert "Error code: 418" in en and "Error code" not in ja
     assert in_japanese != "Error code: 418" and in_japanese in ja
+
+
+def test_a_render_may_not_name_the_message_function(app):
+    with app.test_request_context("/"):
+        for name in ("_", "gettext"):
+            with pytest.raises(RuntimeError, match="message function"):
+                render_template("errors/generic.html", title="t", message="m", code=1, **{name: lambda s: "x"})
+
+
+def test_the_languages_follow_the_applications_template_reloading(app):
+    env = app.jinja_env
+    saved = env.auto_reload
+    with app.test_request_context("/"):
+        folded = env.for_language("en")
+    try:
+        for value in (True, False):
+            env.auto_reload = value
+            assert folded.auto_reload is value
+    finally:
+        env.auto_reload = saved
